@@ -1,0 +1,1 @@
+"""Living Portrait's compute backend: the server, the farm renderer, engines and detectors."""
