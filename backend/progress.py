@@ -1,0 +1,46 @@
+"""Progress for long work: a bar on a terminal, periodic plain lines when output is not a TTY.
+
+``Progress(total, label)`` is called with ``update(done)``; it never prints more than a few lines a
+second, and always prints the final state on ``close()``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, total: int, label: str, stream=None, min_interval_s: float | None = None):
+        self.total = max(int(total), 0)
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        # A bar redraws often; plain lines (logs, farms) every few seconds.
+        self.min_interval_s = min_interval_s if min_interval_s is not None else (0.1 if self.tty else 5.0)
+        self.start = time.monotonic()
+        self._last = -1e9
+        self.done = 0
+
+    def update(self, done: int, note: str = "") -> None:
+        self.done = done
+        now = time.monotonic()
+        if now - self._last >= self.min_interval_s or done >= self.total:
+            self._last = now
+            self._draw(note)
+
+    def close(self, note: str = "") -> None:
+        self._draw(note, final=True)
+
+    def _draw(self, note: str, final: bool = False) -> None:
+        elapsed = time.monotonic() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        frac = self.done / self.total if self.total else 1.0
+        tail = f"{self.done}/{self.total} {rate:.1f}/s {note}".rstrip()
+        if self.tty:
+            width = 30
+            filled = int(round(frac * width))
+            line = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {frac * 100:5.1f}% {tail}"
+            self.stream.write(line + ("\n" if final else ""))
+        else:
+            self.stream.write(f"{self.label}: {frac * 100:.0f}% {tail}\n")
+        self.stream.flush()
