@@ -1,0 +1,165 @@
+"""Retargeting: the ONE function that turns a driver's landmark performance into target landmarks on
+a portrait. Every engine and every client goes through ``retarget``.
+
+Relative mode (the default) transfers the driver's motion, not its face shape. Each driver frame is
+split into
+  - head pose: the similarity transform A_t (rotation, scale, translation) that best maps the neutral
+    frame's stable points (eye corners, nose; ``layout.STABLE_POINTS``) onto this frame's, and
+  - expression: what is left, E_t = A_t^-1(frame) - neutral, i.e. the non-rigid displacement measured in
+    the neutral frame's head coordinates (a blink or an open jaw, with the head motion taken out).
+The driver's neutral face is aligned onto the portrait by a similarity B fitted on the stable points;
+B's scale is the face-size ratio (scale adaptation) and its rotation the difference in head roll. Then
+    target_t = (B o A_t o B^-1)(portrait + expression_scale * mask * B_linear(E_t))
+so the portrait keeps its own face shape, the expression is resized to the portrait's face, and the
+pose change is replayed about the portrait's own face (same rotation and relative scale, translation
+scaled by the size ratio). Pure head translation therefore moves every point by the same amount, and
+pure jaw motion leaves the eyes where they are.
+
+Absolute mode uses the driver's aligned neutral shape B(neutral) instead of the portrait's points as the
+base, so (with all regions on) the result is exactly B(frame): the driver's face shape, which leaks the
+driver's identity onto the portrait. It is there for drivers that are the portrait's own person.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from livingportrait_wire.errors import BadInput
+from livingportrait_wire.landmarks import LandmarkSequence
+from livingportrait_wire.layout import NUM_POINTS, STABLE_POINTS
+
+from .similarity import Similarity, fit_similarity
+
+MODES = ("relative", "absolute")
+# Expression regions -> iBUG points they move. "expression" is every point (all non-rigid motion,
+# the nose included); "pose" is the head's similarity transform, not a set of points.
+EXPRESSION_REGIONS: dict[str, tuple[int, ...]] = {
+    "expression": tuple(range(NUM_POINTS)),
+    "jaw": tuple(range(0, 17)),
+    "brows": tuple(range(17, 27)),
+    "eyes": tuple(range(36, 48)),
+    "mouth": tuple(range(48, 68)),
+}
+REGIONS = ("pose", *EXPRESSION_REGIONS)
+MAX_EXPRESSION_SCALE = 10.0
+
+
+@dataclass
+class RetargetOptions:
+    """How a driver's performance lands on a portrait.
+
+    ``mode``: "relative" (motion only, default) or "absolute" (driver's face shape, aligned).
+    ``neutral_frame``: the driver frame NUMBER whose face counts as neutral; None = the first frame.
+    ``expression_scale``: multiplies the expression (non-rigid) motion; 0 freezes the face, 1 as acted.
+    ``regions``: which parts transfer, any of pose, expression, eyes, brows, mouth, jaw.
+    """
+
+    mode: str = "relative"
+    neutral_frame: int | None = None
+    expression_scale: float = 1.0
+    regions: tuple[str, ...] = ("pose", "expression")
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise BadInput(f"mode: {self.mode!r} is not a retarget mode; use one of {', '.join(MODES)}")
+        if self.neutral_frame is not None and (isinstance(self.neutral_frame, bool)
+                                               or not isinstance(self.neutral_frame, (int, np.integer))):
+            raise BadInput(f"neutral_frame: {self.neutral_frame!r} is not a frame number; give an integer")
+        scale = self.expression_scale
+        if (isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating, np.integer))
+                or not math.isfinite(scale) or not 0.0 <= scale <= MAX_EXPRESSION_SCALE):
+            raise BadInput(f"expression_scale: {scale!r} is out of range; give a number from 0 to "
+                           f"{MAX_EXPRESSION_SCALE:g} (1 = as performed)")
+        self.expression_scale = float(scale)
+        regions = self.regions
+        if isinstance(regions, str) or not all(isinstance(r, str) for r in regions):
+            raise BadInput(f"regions: {regions!r} must be a list of region names ({', '.join(REGIONS)})")
+        unknown = [r for r in regions if r not in REGIONS]
+        if unknown:
+            raise BadInput(f"regions: unknown region(s) {', '.join(map(repr, unknown))}; choose from "
+                           f"{', '.join(REGIONS)}")
+        if not regions:
+            raise BadInput(f"regions: empty; name at least one of {', '.join(REGIONS)}")
+        self.regions = tuple(dict.fromkeys(regions))
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "RetargetOptions":
+        """Options from a job's settings dict (wire or CLI). Reads the keys ``mode``,
+        ``neutral_frame``, ``expression_scale`` and ``regions`` (a list, or a comma-separated string);
+        other keys are ignored; missing keys keep their defaults. BadInput names the bad key."""
+        kwargs = {}
+        if settings.get("mode") is not None:
+            kwargs["mode"] = settings["mode"]
+        if settings.get("neutral_frame") is not None:
+            kwargs["neutral_frame"] = settings["neutral_frame"]
+        if settings.get("expression_scale") is not None:
+            kwargs["expression_scale"] = settings["expression_scale"]
+        if settings.get("regions") is not None:
+            regions = settings["regions"]
+            if isinstance(regions, str):
+                regions = [r.strip() for r in regions.split(",") if r.strip()]
+            if not isinstance(regions, (list, tuple)):
+                raise BadInput(f"regions: {regions!r} must be a list of region names ({', '.join(REGIONS)})")
+            kwargs["regions"] = tuple(regions)
+        return cls(**kwargs)
+
+    def point_mask(self) -> np.ndarray:
+        """float (68,) 1 where the expression transfers, 0 where the portrait keeps its neutral shape."""
+        mask = np.zeros(NUM_POINTS)
+        for region in self.regions:
+            if region in EXPRESSION_REGIONS:
+                mask[list(EXPRESSION_REGIONS[region])] = 1.0
+        return mask
+
+
+def _neutral_index(driver: LandmarkSequence, neutral_frame: int | None) -> int:
+    if neutral_frame is None:
+        return 0
+    try:
+        return driver.frame_index(int(neutral_frame))
+    except KeyError:
+        raise BadInput(f"neutral_frame: frame {neutral_frame} is not in the driver performance (it holds "
+                       f"{len(driver)} frames, {int(driver.frames[0])}-{int(driver.frames[-1])})") from None
+
+
+def head_poses(points: np.ndarray, reference: np.ndarray) -> list[Similarity]:
+    """Per frame of ``points`` (T, 68, 2), the similarity taking ``reference``'s (68, 2) stable points
+    onto that frame's: the head pose relative to the reference."""
+    stable = list(STABLE_POINTS)
+    return [fit_similarity(reference[stable], frame[stable]) for frame in points]
+
+
+def retarget(portrait_points: np.ndarray, driver: LandmarkSequence,
+             options: RetargetOptions | None = None) -> np.ndarray:
+    """Target landmarks on the portrait for every driver frame.
+
+    ``portrait_points`` float (68, 2): the portrait's own landmarks, pixels, top-left origin.
+    ``driver``: the performance (pixels in the driver's own image; any size).
+    Returns float32 (T, 68, 2) in PORTRAIT pixel coordinates, one per driver frame, in driver order.
+    """
+    options = options or RetargetOptions()
+    portrait = np.asarray(portrait_points, np.float64)
+    if portrait.shape != (NUM_POINTS, 2) or not np.all(np.isfinite(portrait)):
+        raise BadInput(f"portrait landmarks must be 68 finite (x, y) points, got shape {list(portrait.shape)}")
+    frames = driver.landmarks.astype(np.float64)
+    neutral = frames[_neutral_index(driver, options.neutral_frame)]
+    stable = list(STABLE_POINTS)
+    to_portrait = fit_similarity(neutral[stable], portrait[stable])  # B
+    from_portrait = to_portrait.inverse()
+    base = portrait if options.mode == "relative" else to_portrait.apply(neutral)
+    weight = options.point_mask()[:, None] * options.expression_scale
+    use_pose = "pose" in options.regions
+
+    out = np.empty(frames.shape, np.float32)
+    for t, (frame, pose) in enumerate(zip(frames, head_poses(frames, neutral))):
+        expression = pose.inverse().apply(frame) - neutral  # E_t, driver neutral head coordinates
+        target = base + (weight * expression) @ to_portrait.matrix.T
+        if use_pose:
+            target = from_portrait.then(pose).then(to_portrait).apply(target)
+        out[t] = target
+    return out
