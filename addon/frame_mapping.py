@@ -1,0 +1,89 @@
+"""Frame numbers between the scene, a movie clip, its footage and an EXR sequence (no bpy).
+
+Conventions (Blender 4.2-5.0):
+- a clip frame is counted from 1 at the clip's ``frame_start`` scene frame:
+  clip frame = scene frame - clip.frame_start + 1 (``clip.frame_offset`` does not enter: it only
+  shifts which footage frame is loaded);
+- footage frame index (0-based position in the movie file) = clip frame - 1 + clip.frame_offset;
+- Living Portrait names output files by scene frame, so file frame N is shown at scene frame N;
+- a compositor Image node with source SEQUENCE shows file frame
+  clamp(scene frame - frame_start + 1, 1, frame_duration) + frame_offset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .wire.errors import BadInput
+
+
+def scene_to_clip(scene_frame, clip_frame_start: int):
+    """Clip frame shown at ``scene_frame`` (int or int array)."""
+    return scene_frame - clip_frame_start + 1
+
+
+def clip_to_scene(clip_frame, clip_frame_start: int):
+    """Scene frame at which clip frame ``clip_frame`` (int or int array) is shown."""
+    return clip_frame + clip_frame_start - 1
+
+
+def clip_to_footage_index(clip_frame, clip_frame_offset: int):
+    """0-based index of the footage frame (e.g. in the movie file) that clip frame shows."""
+    return clip_frame - 1 + clip_frame_offset
+
+
+@dataclass(frozen=True)
+class SequenceTiming:
+    """The three Image node fields that place an image sequence on the scene timeline."""
+
+    frame_start: int
+    frame_offset: int
+    frame_duration: int
+
+
+def sequence_timing(first_file_frame: int, last_file_frame: int, first_scene_frame: int) -> SequenceTiming:
+    """Timing that shows file frame ``first_file_frame`` at ``first_scene_frame`` and then one file per
+    scene frame up to ``last_file_frame``."""
+    if last_file_frame < first_file_frame:
+        raise BadInput(f"sequence frames {first_file_frame}-{last_file_frame} end before they start")
+    return SequenceTiming(frame_start=first_scene_frame, frame_offset=first_file_frame - 1,
+                          frame_duration=last_file_frame - first_file_frame + 1)
+
+
+def shown_file_frame(scene_frame: int, timing: SequenceTiming) -> int:
+    """The file frame a non-cyclic Image node with ``timing`` shows at ``scene_frame``."""
+    local = min(max(scene_frame - timing.frame_start + 1, 1), timing.frame_duration)
+    return local + timing.frame_offset
+
+
+def job_frame_range(use_scene_range: bool, scene_range: tuple[int, int],
+                    custom_range: tuple[int, int]) -> tuple[int, int]:
+    """The scene frames a job covers: the scene's range by default, or the artist's own."""
+    first, last = scene_range if use_scene_range else custom_range
+    if last < first:
+        raise BadInput(f"frame range {first}-{last} ends before it starts; set the end after the start")
+    if first < 0:
+        raise BadInput(f"frame range {first}-{last} starts before frame 0; output files are numbered by "
+                       "scene frame, so start the range at 0 or later")
+    return int(first), int(last)
+
+
+def shift_frames(frames: np.ndarray, first_scene_frame: int) -> np.ndarray:
+    """A performance file's own frame numbers moved so its first sample lands on ``first_scene_frame``
+    (gaps between samples are kept)."""
+    frames = np.asarray(frames, dtype=np.int64)
+    return (frames - frames[0] + first_scene_frame).astype(np.int32)
+
+
+def format_spans(frames) -> str:
+    """'3-7, 10, 12-13' for a sorted list of frame numbers (for messages)."""
+    frames = [int(f) for f in frames]
+    spans, start = [], None
+    for i, f in enumerate(frames):
+        if start is None:
+            start = f
+        if i + 1 == len(frames) or frames[i + 1] != f + 1:
+            spans.append(str(start) if start == f else f"{start}-{f}")
+            start = None
+    return ", ".join(spans)

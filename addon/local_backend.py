@@ -1,0 +1,91 @@
+"""A backend process started on this machine for the artist, and stopped again.
+
+Blender-free: runs ``COMMAND serve --bind ADDRESS`` as a child process with its output in a log file
+(under the extension's user folder, chosen by the caller). One per Blender session.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+from .wire.errors import BadInput
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def check_loopback(address: str) -> None:
+    """A local backend only makes sense on a loopback tcp address; raise BadInput otherwise."""
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or parts.hostname is None or parts.port is None:
+        raise BadInput(f"backend address {address!r} is not understood; write it as tcp://127.0.0.1:5557")
+    if parts.hostname not in _LOOPBACK_HOSTS and f"[{parts.hostname}]" not in _LOOPBACK_HOSTS:
+        raise BadInput(f"backend address {address!r} is not on this machine; a local backend binds a "
+                       "loopback address such as tcp://127.0.0.1:5557 (start remote backends yourself)")
+
+
+class LocalBackend:
+    """The one backend process this Blender session started (or none)."""
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.address = ""
+        self.log_path = ""
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def describe(self) -> str:
+        if self.running:
+            return f"Running (pid {self.process.pid}) on {self.address}; log: {self.log_path}"
+        if self.process is not None:
+            return f"Exited with code {self.process.returncode}; log: {self.log_path}"
+        return "Not started"
+
+    def start(self, command: str, address: str, log_path: str) -> None:
+        """Start ``command serve --bind address``; BadInput if the command cannot be run.
+
+        Returns at once: the caller's handshake (with its timeout) is what says the backend is ready.
+        """
+        check_loopback(address)
+        if self.running:
+            if self.address == address:
+                return
+            self.stop()
+        argv = shlex.split(command, posix=(os.name != "nt")) if command.strip() else []
+        if not argv:
+            raise BadInput("the backend command is empty; set it in the add-on preferences "
+                           "(e.g. /path/to/.venv/bin/livingportrait)")
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        log = open(log_path, "ab")
+        try:
+            flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
+            self.process = subprocess.Popen(argv + ["serve", "--bind", address], stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            creationflags=flags)
+        except OSError as exc:
+            raise BadInput(f"could not start the backend with {command!r} ({exc.strerror or exc}); set the "
+                           "full path of the livingportrait command in the add-on preferences") from None
+        finally:
+            log.close()  # the child holds its own handle
+        self.address, self.log_path = address, log_path
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Terminate the process (kill it if it does not exit within ``timeout_s``)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout_s)
+        self.process = None
+
+
+# The session's local backend; unregistering the add-on stops it.
+LOCAL = LocalBackend()
