@@ -17,6 +17,9 @@ COMMANDS = {
     "serve": "serve",
     "render": "render",
     "demo": "demo",
+    "train": "train",
+    "prepare": "prepare",
+    "convert-weights": "convert_weights",
 }
 
 

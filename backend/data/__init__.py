@@ -1,0 +1,1 @@
+"""Training data: synthetic talking heads, prepared video folders, and the meta-learning episode loader."""

@@ -1,0 +1,81 @@
+"""Meta-learning episodes: for each of a batch of videos, K shots and one target frame.
+
+Batches are a pure function of (seed, step): a resumed run or another process sees exactly the
+same episodes, and each of ``world_size`` processes takes its own slice of the global batch.
+Images and rasters are float32 in [-1, 1], channels first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from livingportrait_backend.landmarks.raster import draw_landmarks
+
+
+def raster_thickness(resolution: int) -> int:
+    """The paper draws 2 px lines at 256 px; below 64 px one pixel keeps strokes apart."""
+    return 2 if resolution >= 64 else 1
+
+
+def to_network(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
+    return image.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
+
+
+def raster_for(points: np.ndarray, resolution: int) -> np.ndarray:
+    """Landmarks (68, 2) pixels -> the landmark raster as float32 (3, S, S) in [-1, 1]."""
+    r = draw_landmarks(points, resolution, thickness=raster_thickness(resolution))
+    return r.transpose(2, 0, 1) * 2.0 - 1.0
+
+
+@dataclass
+class Episodes:
+    """One process's share of a batch: B episodes of K shots.
+
+    shots (B, K, 6, S, S) frame ⊕ raster; target_image, target_raster (B, 3, S, S); video (B,) int64.
+    """
+
+    shots: np.ndarray
+    target_image: np.ndarray
+    target_raster: np.ndarray
+    video: np.ndarray
+
+
+class EpisodeLoader:
+    """Draws episodes from a dataset with ``len``, ``resolution``, ``frame_count``, ``frame``."""
+
+    def __init__(self, dataset, k_shots: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} must be divisible by the {world_size} processes")
+        self.dataset = dataset
+        self.k_shots = k_shots
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+
+    def batch(self, step: int) -> Episodes:
+        rng = np.random.default_rng([self.seed, step])
+        n = len(self.dataset)
+        videos = rng.choice(n, self.batch_size, replace=self.batch_size > n)
+        picks = []
+        for v in videos:  # draw every video's frames so each rank's slice matches the global batch
+            count = self.dataset.frame_count(int(v))
+            picks.append(rng.choice(count, self.k_shots + 1, replace=self.k_shots + 1 > count))
+        share = self.batch_size // self.world_size
+        lo = self.rank * share
+        s = self.dataset.resolution
+        shots = np.empty((share, self.k_shots, 6, s, s), np.float32)
+        target_image = np.empty((share, 3, s, s), np.float32)
+        target_raster = np.empty((share, 3, s, s), np.float32)
+        for j, (v, frames) in enumerate(zip(videos[lo:lo + share], picks[lo:lo + share])):
+            for k, f in enumerate(frames):
+                image, points = self.dataset.frame(int(v), int(f))
+                if k < self.k_shots:
+                    shots[j, k, :3] = to_network(image)
+                    shots[j, k, 3:] = raster_for(points, s)
+                else:
+                    target_image[j] = to_network(image)
+                    target_raster[j] = raster_for(points, s)
+        return Episodes(shots, target_image, target_raster, videos[lo:lo + share].astype(np.int64))

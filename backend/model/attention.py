@@ -1,0 +1,39 @@
+"""Self-attention over the spatial positions of a feature map (SAGAN style, as the paper uses)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .spectral_norm import sn
+
+
+class SelfAttention(nn.Module):
+    """x (B, C, H, W) -> x + gamma * attention(x), same shape.
+
+    Queries and keys are 1x1 convs to C/8 channels, values keep C; ``gamma`` starts at 0 so the block
+    begins as the identity and learns how much non-local context to mix in.
+    """
+
+    def __init__(self, channels: int, spectral: bool = True):
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query = sn(nn.Conv2d(channels, inner, 1), spectral)
+        self.key = sn(nn.Conv2d(channels, inner, 1), spectral)
+        self.value = sn(nn.Conv2d(channels, channels, 1), spectral)
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q = self.query(x).flatten(2).transpose(1, 2)  # (B, N, C/8)
+        k = self.key(x).flatten(2).transpose(1, 2)
+        v = self.value(x).flatten(2).transpose(1, 2)  # (B, N, C)
+        # SAGAN uses no 1/sqrt(d) scaling; scale=1 keeps that while using the fused kernel.
+        out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0)
+        out = out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+        return x + self.gamma * out
+
+    def matmul_macs(self, positions: int) -> int:
+        """Multiply-adds of the two attention products for one sample with ``positions`` = H*W."""
+        return positions * positions * (self.inner + self.value.out_channels)
