@@ -161,3 +161,46 @@ class ExrFrameEncoder:
             chunks.append(chunk)
             offset += len(chunk)
         return header + struct.pack(f"<{self.blocks}Q", *table) + b"".join(chunks)
+
+
+def read_attributes(path: str) -> dict | None:
+    """The header attributes of a complete EXR file written by ``ExrFrameEncoder``, or None when the
+    file is missing, truncated or not such a file. Strings and ints are decoded; other types skipped.
+
+    Cheap (no pixel is decompressed): used by farm resume to decide whether a frame is done.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if data[:4] != EXR_MAGIC or len(data) < 8:
+        return None
+    attrs, pos, height = {}, 8, None
+    try:
+        while data[pos] != 0:
+            name_end = data.index(b"\0", pos)
+            type_end = data.index(b"\0", name_end + 1)
+            name, type_name = data[pos:name_end].decode(), data[name_end + 1:type_end].decode()
+            (size,) = struct.unpack_from("<i", data, type_end + 1)
+            value = data[type_end + 5:type_end + 5 + size]
+            if len(value) != size:
+                return None
+            if type_name == "string":
+                attrs[name] = value.decode("utf-8", "replace")
+            elif type_name == "int":
+                attrs[name] = struct.unpack("<i", value)[0]
+            elif name == "dataWindow":
+                _, y0, _, y1 = struct.unpack("<iiii", value)
+                height = y1 - y0 + 1
+            pos = type_end + 5 + size
+        pos += 1
+        blocks = (height + LINES_PER_BLOCK - 1) // LINES_PER_BLOCK
+        offsets = struct.unpack_from(f"<{blocks}Q", data, pos)
+        last = offsets[-1]
+        _, size = struct.unpack_from("<ii", data, last)
+        if last + 8 + size != len(data):
+            return None
+    except (IndexError, ValueError, struct.error, TypeError, UnicodeDecodeError):
+        return None
+    return attrs

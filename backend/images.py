@@ -87,14 +87,14 @@ def _decode_exr(data: bytes, source: str) -> np.ndarray:
         tmp.flush()
         try:
             with OpenEXR.File(tmp.name, separate_channels=True) as f:
-                ch = f.channels()
+                # Copy inside the block: the pixel buffers belong to the open file.
+                ch = {name: c.pixels.astype(np.float32) for name, c in f.channels().items()}
         except Exception as exc:  # OpenEXR raises plain exceptions for damaged files
             raise BadInput(f"{source}: a damaged EXR file ({exc})") from None
-    names = [n for n in ("R", "G", "B") if n in ch]
-    if len(names) == 3:
-        return np.stack([ch[n].pixels for n in names], axis=2).astype(np.float32)
+    if all(n in ch for n in ("R", "G", "B")):
+        return np.stack([ch["R"], ch["G"], ch["B"]], axis=2)
     if "Y" in ch:
-        return ch["Y"].pixels.astype(np.float32)
+        return ch["Y"]
     raise BadInput(f"{source}: the EXR has no R, G, B or Y channels")
 
 

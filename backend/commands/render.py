@@ -1,0 +1,118 @@
+"""`livingportrait render`: animate a portrait with a performance into an EXR sequence."""
+from __future__ import annotations
+
+HELP = ("Render an EXR sequence: in-process (farm mode, resumable, idempotent per frame) or, with "
+        "--connect, as a client of a running `livingportrait serve`.")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--portrait", required=True, action="append", metavar="IMG",
+                   help="portrait image (PNG, JPEG, TIFF, EXR); repeat for more shots of the same face, "
+                        "the first is animated")
+    p.add_argument("--driver", required=True, metavar="PERF.npz",
+                   help="the performance: a landmark sequence file (.npz, 68-point iBUG layout)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder for NAME.####.exr")
+    p.add_argument("--name", default="portrait", help="sequence name (default: portrait)")
+    p.add_argument("--frames", metavar="A-B", help="frame range to render (default: every driver frame)")
+    p.add_argument("--connect", metavar="tcp://HOST:PORT",
+                   help="render on a running backend instead of in this process")
+    p.add_argument("--engine", default="warp", help="synthesis engine (default: warp)")
+    p.add_argument("--portrait-landmarks", metavar="FILE",
+                   help="the portrait's own 68 landmarks (.npz landmark file, first frame, or .npy [68,2]) "
+                        "instead of detecting them")
+    p.add_argument("--detector", default="mediapipe", help="detector for the portrait's landmarks (default: mediapipe)")
+    p.add_argument("--mode", choices=("relative", "absolute"), default="relative",
+                   help="relative: transfer the driver's motion (default); absolute: its face shape too")
+    p.add_argument("--neutral-frame", type=int, metavar="N",
+                   help="driver frame whose face counts as neutral (default: the first)")
+    p.add_argument("--expression-scale", type=float, default=1.0, metavar="X",
+                   help="multiplies the expression motion (default 1)")
+    p.add_argument("--regions", default="pose,expression",
+                   help="what transfers: comma list of pose, expression, eyes, brows, mouth, jaw "
+                        "(default pose,expression)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="with --connect: seconds to wait for the backend to answer (default 5)")
+
+
+def settings_from_args(args) -> dict:
+    return {"mode": args.mode, "neutral_frame": args.neutral_frame,
+            "expression_scale": args.expression_scale, "regions": args.regions}
+
+
+def load_portrait_landmarks(path: str):
+    import numpy as np
+
+    from livingportrait_wire.errors import BadInput
+    from livingportrait_wire.landmarks import load_sequence
+
+    if path.endswith(".npy"):
+        try:
+            points = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{path}: not a readable .npy file ({exc})") from None
+        if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+            raise BadInput(f"{path}: portrait landmarks must be 68 finite (x, y) points, got shape {list(points.shape)}")
+        return points.astype(np.float32)
+    return load_sequence(path).landmarks[0]
+
+
+def run(args) -> int:
+    import os
+
+    from livingportrait_wire.landmarks import load_sequence
+    from livingportrait_wire.naming import check_name, parse_frame_range
+
+    check_name(args.name)
+    frame_range = parse_frame_range(args.frames) if args.frames else None
+    driver = load_sequence(args.driver)
+    points = load_portrait_landmarks(args.portrait_landmarks) if args.portrait_landmarks else None
+    settings = settings_from_args(args)
+    if args.connect:
+        return _run_remote(args, driver, frame_range, points, settings)
+
+    from ..farm import render_frames
+    from ..frame_renderer import RenderSpec
+    from ..images import read_portrait_file
+
+    portraits = [read_portrait_file(path)[1] for path in args.portrait]
+    spec = RenderSpec(portraits, driver, args.engine, args.name, settings, frame_range, points, args.detector)
+    result = render_frames(spec, args.out)
+    print(f"wrote {len(result.written)} frame(s), skipped {len(result.skipped)} already complete, "
+          f"in {os.path.abspath(args.out)}")
+    return 0
+
+
+def _run_remote(args, driver, frame_range, points, settings) -> int:
+    import os
+
+    from livingportrait_wire.client import BackendClient, FrameWritten, RenderJob
+
+    from ..farm import ensure_output_folder
+    from ..images import read_portrait_file
+    from ..progress import Progress
+
+    ensure_output_folder(args.out)
+    # Decode locally first: a file that is not an image is refused before anything is sent.
+    portraits = [read_portrait_file(path)[0] for path in args.portrait]
+    job = RenderJob(portraits, driver, args.out, args.name, args.engine, settings, frame_range, points,
+                    [os.path.basename(p) for p in args.portrait])
+    with BackendClient(args.connect, timeout_s=args.timeout) as client:
+        client.handshake()
+        stream = client.submit(job)
+        bar = None
+
+        def on_event(event):
+            nonlocal bar
+            if isinstance(event, FrameWritten):
+                bar = bar or Progress(stream.total, f"render {args.name}")
+                bar.update(len(stream.frames_written))
+
+        try:
+            stream.wait(on_event)
+        except KeyboardInterrupt:
+            stream.cancel()
+            raise
+        if bar:
+            bar.close()
+    print(f"wrote {len(stream.frames_written)} frame(s) in {os.path.abspath(args.out)}")
+    return 0

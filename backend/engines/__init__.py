@@ -1,0 +1,54 @@
+"""Engines (synthesizers): one interface, a tiny registry.
+
+An engine turns a portrait and, per frame, 68 target landmarks into the changed part of the frame::
+
+    engine = create_engine("warp")
+    engine.prepare(portraits, points, settings)   # once per job: portraits[0] is the one animated
+    patch = engine.render(targets)                # per frame -> exr.FramePatch (scene-linear)
+
+``portraits`` are ``images.Portrait`` (1..32 shots of one face), ``points`` float32 (68, 2) pixels of
+``portraits[0]`` (top-left origin), ``targets`` float32 (68, 2) in the same pixel space. Engines are
+imported only when created, so a warp-only backend never imports torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Protocol
+
+import numpy as np
+
+from livingportrait_wire.errors import BadInput
+
+from ..exr import FramePatch
+
+
+class Engine(Protocol):
+    name: str
+
+    def prepare(self, portraits: list, points: np.ndarray, settings: dict,
+                on_progress: Callable[[str, int, int], None] | None = None) -> None: ...
+
+    def render(self, targets: np.ndarray) -> FramePatch: ...
+
+
+# name -> (module, class, a cheap check that it can run here)
+_REGISTRY: dict[str, tuple[str, str, Callable[[], bool]]] = {
+    "warp": ("livingportrait_backend.engines.warp", "WarpEngine", lambda: True),
+}
+
+
+def register(name: str, module: str, cls: str, available: Callable[[], bool] = lambda: True) -> None:
+    _REGISTRY[name] = (module, cls, available)
+
+
+def available_engines() -> list[str]:
+    return [name for name, (_, _, ok) in _REGISTRY.items() if ok()]
+
+
+def create_engine(name: str) -> Engine:
+    """A fresh engine instance. BadInput (code unknown_engine) for a name this backend lacks."""
+    if name not in _REGISTRY or not _REGISTRY[name][2]():
+        raise BadInput(f"engine {name!r} is not available on this backend; choose one of "
+                       f"{', '.join(available_engines())}", code="unknown_engine")
+    module, cls, _ = _REGISTRY[name]
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,70 @@
+"""Farm mode: render a frame range in-process, writing the same files a server would stream.
+
+Idempotent per frame, as every render farm wants: a frame whose file is already complete and was
+made from the same portrait and engine is skipped (resume), stray temp files from a killed run are
+removed, and each frame is written atomically, so a killed task leaves only whole frames behind.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from livingportrait_wire.atomic_write import is_temp_file, write_bytes_atomic
+from livingportrait_wire.errors import BadInput
+
+from .exr import read_attributes
+from .frame_renderer import FrameRenderer, RenderSpec
+from .progress import Progress
+
+
+@dataclass
+class FarmResult:
+    written: list[int]
+    skipped: list[int]
+    out_dir: str
+
+
+def ensure_output_folder(out_dir: str) -> None:
+    """Create ``out_dir`` if needed and prove it is writable, before any work is done."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".livingportrait-write-test.tmp")
+        with open(probe, "wb"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise BadInput(f"{out_dir}: the output folder cannot be written ({exc.strerror}); "
+                       "choose a folder you can write to") from None
+
+
+def remove_stray_temp_files(out_dir: str, name: str) -> None:
+    for entry in os.listdir(out_dir):
+        if is_temp_file(entry) and entry.startswith(f".{name}."):
+            os.unlink(os.path.join(out_dir, entry))
+
+
+def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True) -> FarmResult:
+    """Render ``spec`` into ``out_dir``; returns which frames were written and which were skipped."""
+    ensure_output_folder(out_dir)
+    renderer = FrameRenderer(spec)
+    remove_stray_temp_files(out_dir, spec.name)
+    pending, skipped = [], []
+    digest = spec.portraits[0].digest
+    for frame in renderer.frames:
+        attrs = read_attributes(os.path.join(out_dir, renderer.filename(frame)))
+        done = (attrs is not None and attrs.get("livingportrait.portrait") == digest
+                and attrs.get("livingportrait.engine") == spec.engine
+                and attrs.get("livingportrait.frame") == frame)
+        (skipped if done else pending).append(frame)
+    written: list[int] = []
+    if pending:
+        renderer.prepare()
+        bar = Progress(len(pending), f"render {spec.name}") if progress else None
+        for frame in pending:
+            write_bytes_atomic(os.path.join(out_dir, renderer.filename(frame)), renderer.encode(frame))
+            written.append(frame)
+            if bar:
+                bar.update(len(written))
+        if bar:
+            bar.close()
+    return FarmResult(written, skipped, out_dir)

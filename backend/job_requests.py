@@ -1,0 +1,67 @@
+"""Turning a decoded SUBMIT message into a job the backend can run, with every field checked.
+
+Cheap structural checks happen here, on the socket thread; decoding images happens later on a worker.
+Everything wrong raises a LivingPortraitError whose code goes back to the client in an ERROR message.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from livingportrait_wire.codec import Message
+from livingportrait_wire.errors import BadInput, ProtocolError
+from livingportrait_wire.landmarks import LandmarkSequence
+from livingportrait_wire.naming import check_name
+from livingportrait_wire.protocol import ErrorCode, Limits
+
+from .images import decode_portrait
+from .frame_renderer import RenderSpec
+
+DEFAULT_WINDOW = 4
+
+
+def _int_pair(value, field: str) -> tuple[int, int]:
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(type(v) is int for v in value)):
+        raise ProtocolError(f"submit field '{field}' must be a list of two integers")
+    return value[0], value[1]
+
+
+def credit_window(msg: Message, limits: Limits) -> int:
+    window = msg.header.get("window", DEFAULT_WINDOW)
+    if not 1 <= window <= limits.max_credit_window:
+        raise ProtocolError(f"submit field 'window' must be within 1-{limits.max_credit_window}")
+    return window
+
+
+def driver_from_message(msg: Message, limits: Limits) -> LandmarkSequence:
+    """The performance carried by a SUBMIT (buffers landmarks, frames, optional confidence)."""
+    landmarks, frames = msg.one("landmarks"), msg.one("frames")
+    if landmarks.ndim != 3 or landmarks.shape[0] > limits.max_frames_per_job:
+        raise ProtocolError(f"a job may hold at most {limits.max_frames_per_job} frames",
+                            ErrorCode.LIMIT if landmarks.ndim == 3 else ErrorCode.BAD_MESSAGE)
+    size = _int_pair(msg.header.get("image_size"), "image_size")
+    return LandmarkSequence(landmarks, frames, size, msg.optional("confidence"))
+
+
+def render_spec_from_message(msg: Message, limits: Limits) -> RenderSpec:
+    """Validate a render SUBMIT and decode its portraits. BadInput / ProtocolError on any problem."""
+    h = msg.header
+    portraits = msg.buffers.get("portrait", [])
+    if not 1 <= len(portraits) <= limits.max_portraits:
+        raise ProtocolError(f"a render job needs 1-{limits.max_portraits} 'portrait' buffers, got {len(portraits)}")
+    if any(not isinstance(p, bytes) for p in portraits):
+        raise ProtocolError("'portrait' buffers must be encoded image bytes")
+    driver = driver_from_message(msg, limits)
+    frame_range = _int_pair(h["frame_range"], "frame_range") if h.get("frame_range") is not None else None
+    points = msg.optional("portrait_landmarks")
+    if points is not None and points.shape != (68, 2):
+        raise BadInput(f"portrait_landmarks must have shape [68, 2], got {list(points.shape)}")
+    name = check_name(h.get("name", "portrait"))
+    names = h.get("portrait_names")
+    labels = names if isinstance(names, list) and len(names) == len(portraits) else [
+        f"portrait {i + 1}" for i in range(len(portraits))]
+    decoded = [decode_portrait(data, str(label), limits) for data, label in zip(portraits, labels)]
+    return RenderSpec(portraits=decoded, driver=driver, engine=h.get("engine", "warp"), name=name,
+                      settings=h.get("settings", {}), frame_range=frame_range,
+                      portrait_landmarks=None if points is None else np.asarray(points, np.float32),
+                      detector=h.get("detector", "mediapipe"))

@@ -1,0 +1,67 @@
+"""Previews of an EXR sequence: a contact-sheet PNG and an MP4, both sRGB for eyes, not pipelines."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .colorspace import linear_to_srgb8
+
+
+def read_exr(path: str) -> dict[str, np.ndarray]:
+    """All channels of an EXR file as float32 arrays (H, W), by channel name."""
+    import OpenEXR
+
+    with OpenEXR.File(path, separate_channels=True) as f:
+        # Copy inside the block: the pixel buffers belong to the open file.
+        return {name: ch.pixels.astype(np.float32) for name, ch in f.channels().items()}
+
+
+def exr_rgb(path: str) -> np.ndarray:
+    ch = read_exr(path)
+    return np.stack([ch["R"], ch["G"], ch["B"]], axis=2)
+
+
+def contact_sheet(paths: list[str], out_png: str, columns: int = 6, thumb_width: int = 256,
+                  labels: list[str] | None = None) -> None:
+    """A grid of frames (every frame if few, else evenly spaced) written as an sRGB PNG."""
+    import cv2
+
+    from livingportrait_wire.atomic_write import write_bytes_atomic
+
+    count = min(len(paths), columns * 4)
+    picks = np.linspace(0, len(paths) - 1, count).round().astype(int)
+    tiles = []
+    for i in picks:
+        rgb = linear_to_srgb8(exr_rgb(paths[i]))
+        h = int(round(rgb.shape[0] * thumb_width / rgb.shape[1]))
+        tile = cv2.resize(rgb, (thumb_width, h), interpolation=cv2.INTER_AREA)
+        if labels:
+            cv2.putText(tile, labels[i], (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    rows = math.ceil(len(tiles) / columns)
+    blank = np.zeros_like(tiles[0])
+    tiles += [blank] * (rows * columns - len(tiles))
+    sheet = np.concatenate([np.concatenate(tiles[r * columns:(r + 1) * columns], axis=1) for r in range(rows)])
+    ok, png = cv2.imencode(".png", sheet[:, :, ::-1])
+    write_bytes_atomic(out_png, png.tobytes())
+
+
+def movie(paths: list[str], out_mp4: str, fps: float = 24.0) -> None:
+    """An MP4 (mp4v) of the sequence in sRGB, written under a temp name then renamed."""
+    import os
+
+    import cv2
+
+    first = linear_to_srgb8(exr_rgb(paths[0]))
+    h, w = first.shape[:2]
+    tmp = out_mp4 + ".part.mp4"
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w - w % 2, h - h % 2))
+    if not writer.isOpened():
+        raise RuntimeError(f"{out_mp4}: OpenCV cannot write MP4 here")
+    try:
+        for p in paths:
+            writer.write(linear_to_srgb8(exr_rgb(p))[: h - h % 2, : w - w % 2, ::-1])
+    finally:
+        writer.release()
+    os.replace(tmp, out_mp4)
