@@ -48,8 +48,16 @@ class FrameRenderer:
         if not isinstance(spec.settings, dict):
             raise BadInput("settings must be a mapping of names to values")
         self.spec = spec
-        self.on_progress = on_progress or (lambda stage, done, total: None)
         self.cancel = cancel or threading.Event()
+        report = on_progress or (lambda stage, done, total: None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            # Every progress report is also a cancellation point, so long engine work (fine-tuning)
+            # stops promptly without knowing about jobs.
+            self._check_cancel()
+            report(stage, done, total)
+
+        self.on_progress = progress
         first, last = spec.frame_range or (int(spec.driver.frames[0]), int(spec.driver.frames[-1]))
         selected = spec.driver.frames[(spec.driver.frames >= first) & (spec.driver.frames <= last)]
         if selected.size == 0:
@@ -100,11 +108,17 @@ class FrameRenderer:
 
     def encode(self, frame: int) -> bytes:
         """The complete EXR file of ``frame`` as bytes (deterministic)."""
+        return self.encode_many([frame])[0]
+
+    def encode_many(self, frames: list[int]) -> list[bytes]:
+        """EXR bytes for several frames; engines with ``render_batch`` render them in one batch."""
         if self._encoder is None:
             raise RuntimeError("prepare() must run before encode()")
         self._check_cancel()
-        patch = self.engine.render(self._targets[frame])
-        return self._encoder.encode(patch, {"livingportrait.frame": int(frame)})
+        targets = [self._targets[f] for f in frames]
+        batch = getattr(self.engine, "render_batch", None)
+        patches = batch(targets) if batch is not None and len(frames) > 1 else [self.engine.render(t) for t in targets]
+        return [self._encoder.encode(p, {"livingportrait.frame": int(f)}) for p, f in zip(patches, frames)]
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
