@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench addon clean
+.PHONY: setup demo test bench addon blender-venvs clean
 
 setup: $(STAMP)
 
@@ -21,8 +21,27 @@ $(STAMP): pyproject.toml setup.py Makefile
 demo: $(STAMP)
 	$(VENV)/bin/livingportrait demo --out out/demo
 
-test: $(STAMP)
+# Real Blender as a Python module for the add-on tests: the oldest (4.2 LTS) and newest (5.0) releases
+# the extension supports, one venv each (one bpy per environment). No pyzmq there on purpose: the
+# installed extension must bring its own wheel.
+.venv-bpy42/.installed:
+	$(PYTHON) -m venv .venv-bpy42
+	.venv-bpy42/bin/pip install -q bpy==4.2.23
+	touch $@
+
+.venv-bpy50/.installed:
+	$(PYTHON) -m venv .venv-bpy50
+	.venv-bpy50/bin/pip install -q bpy==5.0.1
+	touch $@
+
+blender-venvs: .venv-bpy42/.installed .venv-bpy50/.installed
+
+# The Blender extension zips, one per platform, under dist/.
+addon: $(STAMP)
+	$(PY) build_addon.py
+
+test: $(STAMP) blender-venvs
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf $(VENV) out build dist *.egg-info
+	rm -rf $(VENV) .venv-bpy42 .venv-bpy50 out build dist *.egg-info

@@ -4,7 +4,8 @@ Conventions (Blender 4.2-5.0):
 - a clip frame is counted from 1 at the clip's ``frame_start`` scene frame:
   clip frame = scene frame - clip.frame_start + 1 (``clip.frame_offset`` does not enter: it only
   shifts which footage frame is loaded);
-- footage frame index (0-based position in the movie file) = clip frame - 1 + clip.frame_offset;
+- footage frame number (counted from 1 in the movie file, as the backend numbers video frames)
+  = clip frame + clip.frame_offset;
 - Living Portrait names output files by scene frame, so file frame N is shown at scene frame N;
 - a compositor Image node with source SEQUENCE shows file frame
   clamp(scene frame - frame_start + 1, 1, frame_duration) + frame_offset.
@@ -28,9 +29,9 @@ def clip_to_scene(clip_frame, clip_frame_start: int):
     return clip_frame + clip_frame_start - 1
 
 
-def clip_to_footage_index(clip_frame, clip_frame_offset: int):
-    """0-based index of the footage frame (e.g. in the movie file) that clip frame shows."""
-    return clip_frame - 1 + clip_frame_offset
+def clip_to_footage_frame(clip_frame, clip_frame_offset: int):
+    """Number (from 1) of the footage frame in the movie file that ``clip_frame`` shows."""
+    return clip_frame + clip_frame_offset
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,10 @@ def test_clip_and_scene_frames_round_trip(fm):
     assert np.array_equal(fm.scene_to_clip(fm.clip_to_scene(frames, 7), 7), frames)
 
 
-def test_footage_index_uses_frame_offset_only(fm):
-    assert fm.clip_to_footage_index(1, 0) == 0
-    assert fm.clip_to_footage_index(1, 12) == 12
-    assert fm.clip_to_footage_index(5, 3) == 7
+def test_footage_frame_uses_frame_offset_only(fm):
+    assert fm.clip_to_footage_frame(1, 0) == 1
+    assert fm.clip_to_footage_frame(1, 12) == 13
+    assert fm.clip_to_footage_frame(5, 3) == 8
 
 
 def test_sequence_timing_shows_each_file_on_its_scene_frame(fm):

@@ -1,0 +1,100 @@
+"""What a job needs, gathered from the scene: portrait files, the performance, settings, output folder.
+
+Every problem becomes a BadInput the operator reports: a missing image, an unsaved .blend with a
+relative output folder, a performance with gaps or the wrong number of points.
+"""
+import os
+
+import bpy
+import numpy as np
+
+from . import clip_tracks, frame_mapping, landmark_rig, preferences
+from .wire.errors import BadInput
+from .wire.landmarks import load_sequence
+
+MAX_PORTRAITS = 32
+
+
+def frame_range(scene, settings) -> tuple[int, int]:
+    return frame_mapping.job_frame_range(settings.use_scene_range, (scene.frame_start, scene.frame_end),
+                                         (settings.frame_start, settings.frame_end))
+
+
+def image_file_bytes(image) -> bytes:
+    """The encoded file (PNG, JPEG, EXR, ...) behind a Blender image: packed data or the file on disk."""
+    if image.packed_file is not None:
+        return bytes(image.packed_file.data)
+    path = bpy.path.abspath(image.filepath, library=image.library)
+    if not image.filepath or not os.path.isfile(path):
+        raise BadInput(f"missing image: {image.name!r} has no file at {path or '(no path)'}; "
+                       "find or re-link the file (File > External Data > Find Missing Files) or pack it")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def portrait_images(settings) -> list:
+    images = [item.image for item in settings.portraits if item.image is not None]
+    if not images:
+        raise BadInput("no portrait: add at least one image of the face to animate in the Portrait list")
+    if len(images) > MAX_PORTRAITS:
+        raise BadInput(f"{len(images)} portraits given; use at most {MAX_PORTRAITS} images of the same face")
+    return images
+
+
+def portrait_files(settings) -> list[bytes]:
+    return [image_file_bytes(image) for image in portrait_images(settings)]
+
+
+def performance(context, settings):
+    """The driver landmark sequence over the job's frame range, frames numbered by scene frame."""
+    scene = context.scene
+    first, last = frame_range(scene, settings)
+    frames = np.arange(first, last + 1)
+    if settings.source == "CLIP":
+        if settings.clip is None:
+            raise BadInput("no clip: choose the movie clip that holds the landmark tracks")
+        return clip_tracks.read_tracks(settings.clip, settings.tracking_object, frames)
+    if settings.source == "RIG":
+        return landmark_rig.sample_rig(scene, settings.rig, frames)
+    if not settings.performance_file:
+        raise BadInput("no performance file: choose a .npz landmark performance")
+    seq = load_sequence(bpy.path.abspath(settings.performance_file))
+    seq.frames = frame_mapping.shift_frames(seq.frames, settings.file_start_frame)
+    return seq.select(first, last)
+
+
+def portrait_landmarks(settings):
+    """The portrait's own landmarks when a landmark rig of the same image already holds them."""
+    rig = settings.rig
+    if settings.source == "RIG" and rig is not None and rig.get(landmark_rig.RIG_MARKER):
+        if rig.data is portrait_images(settings)[0]:
+            return landmark_rig.rig_portrait_landmarks(rig)
+    return None
+
+
+def engine_settings(settings) -> dict:
+    """The engine's settings as the wire carries them."""
+    regions = [r for r in ("pose", "expression", "eyes", "brows", "mouth", "jaw") if r in settings.regions]
+    if not regions:
+        raise BadInput("no regions: tick at least one of Pose, Expression, Eyes, Brows, Mouth, Jaw")
+    out = {"mode": settings.motion_mode, "expression_scale": float(settings.expression_scale),
+           "regions": regions, "smoothing": float(settings.smoothing)}
+    if settings.engine == "fewshot":
+        out["finetune_steps"] = int(settings.finetune_steps)
+    return out
+
+
+def output_folder(context, settings) -> str:
+    """Absolute output folder; a '//' path needs the .blend saved first."""
+    raw = settings.output_dir or preferences.get(context).default_output
+    if raw.startswith("//") and not bpy.data.filepath:
+        raise BadInput(f"output folder {raw!r} is relative to the .blend, which is not saved yet; save the "
+                       "file or choose an absolute output folder")
+    path = os.path.abspath(bpy.path.abspath(raw))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"output folder {path}: cannot be created ({exc.strerror}); choose another folder") from None
+    if not os.access(path, os.W_OK):
+        raise BadInput(f"output folder {path}: not writable; choose another folder")
+    return path

@@ -1,0 +1,268 @@
+"""Operators besides Animate: detect landmarks on a clip, create a landmark rig, cancel, the local
+backend, pinning to a plane track, and the portrait list."""
+import os
+
+import bpy
+import numpy as np
+
+from . import (clip_tracks, compositor, connection, frame_mapping, job_inputs, landmark_rig, local_backend,
+               preferences)
+from .job_runner import JobDriver, StreamOperatorMixin, job_state
+from .wire.client import DetectJob
+from .wire.errors import BadInput, LivingPortraitError
+
+
+class _ResultHandler:
+    """Keeps the job's result; ``apply(seq)`` runs once the job is done."""
+
+    def __init__(self, apply):
+        self.apply = apply
+
+    def on_events(self, events) -> None:
+        pass  # progress is mirrored by the driver; only the final result matters here
+
+    def on_done(self, stream) -> None:
+        self.apply(stream.result)
+
+
+def _movie_bytes(clip) -> bytes:
+    if clip.source != "MOVIE":
+        raise BadInput(f"clip {clip.name!r} is an image sequence; Detect Landmarks reads movie files "
+                       "(render the sequence to a movie, or track it with `livingportrait track`)")
+    path = bpy.path.abspath(clip.filepath, library=clip.library)
+    if not os.path.isfile(path):
+        raise BadInput(f"clip {clip.name!r}: no movie file at {path}; re-link the clip's footage")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def start_detect(context) -> JobDriver:
+    """Send the clip's frames over the job's frame range to the backend's detector; the 68 points
+    come back as tracks on the clip (scene frames mapped to clip and footage frames)."""
+    scene = context.scene
+    settings = scene.living_portrait
+    clip = settings.clip
+    if clip is None:
+        raise BadInput("no clip: choose the movie clip of the actor first")
+    first, last = job_inputs.frame_range(scene, settings)
+    scene_frames = np.arange(first, last + 1)
+    clip_frames = frame_mapping.scene_to_clip(scene_frames, clip.frame_start)
+    # Only frames the clip has footage for.
+    keep = (clip_frames >= 1) & (clip_frames <= clip.frame_duration)
+    if not keep.any():
+        raise BadInput(f"clip {clip.name!r} shows no footage in scene frames {first}-{last} (it starts at "
+                       f"scene frame {clip.frame_start}); move the clip or change the frame range")
+    scene_frames, clip_frames = scene_frames[keep], clip_frames[keep]
+    footage = frame_mapping.clip_to_footage_frame(clip_frames, clip.frame_offset)
+    job = DetectJob(video=_movie_bytes(clip), frames=[int(f) for f in footage], detector=settings.detector,
+                    face_index=settings.face_index, settings={"smoothing": float(settings.smoothing)})
+    to_scene = dict(zip(footage.tolist(), scene_frames.tolist()))
+    object_name = settings.tracking_object or clip_tracks.DEFAULT_OBJECT
+
+    def apply(seq):
+        seq.frames = np.asarray([to_scene[int(f)] for f in seq.frames], dtype=np.int32)
+        clip_tracks.write_tracks(clip, seq, object_name)
+        settings.tracking_object = object_name
+        settings.source = "CLIP"
+
+    client, _info = connection.connect(context)
+    return JobDriver(client.submit(job), _ResultHandler(apply), "Detect",
+                     preferences.get(context).silence_timeout, context)
+
+
+class LIVINGPORTRAIT_OT_detect_landmarks(StreamOperatorMixin, bpy.types.Operator):
+    """Detect the actor's 68 face landmarks on the clip; they come back as tracks you can fix"""
+
+    bl_idname = "living_portrait.detect_landmarks"
+    bl_label = "Detect Landmarks"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def start_job(self, context):
+        return start_detect(context)
+
+
+def start_create_rig(context) -> JobDriver:
+    """Detect the first portrait's landmarks on the backend, then build the rig from them."""
+    settings = context.scene.living_portrait
+    image = job_inputs.portrait_images(settings)[0]
+    job = DetectJob(images=[job_inputs.image_file_bytes(image)], frames=[0], detector=settings.detector,
+                    face_index=settings.face_index)
+
+    def apply(seq):
+        rig = landmark_rig.create_rig(context, image, seq.landmarks[0], name=f"{image.name} Rig")
+        settings.rig = rig
+        settings.source = "RIG"
+
+    client, _info = connection.connect(context)
+    return JobDriver(client.submit(job), _ResultHandler(apply), "Create Rig",
+                     preferences.get(context).silence_timeout, context)
+
+
+class LIVINGPORTRAIT_OT_create_rig(StreamOperatorMixin, bpy.types.Operator):
+    """Build a landmark rig on the portrait: 68 points to keyframe by hand"""
+
+    bl_idname = "living_portrait.create_rig"
+    bl_label = "Create Landmark Rig"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def start_job(self, context):
+        return start_create_rig(context)
+
+
+class LIVINGPORTRAIT_OT_cancel(bpy.types.Operator):
+    """Cancel the running Living Portrait job (frames already written stay)"""
+
+    bl_idname = "living_portrait.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return job_state(context).running
+
+    def execute(self, context):
+        job_state(context).cancel_requested = True
+        return {"FINISHED"}
+
+
+class LIVINGPORTRAIT_OT_backend_start(bpy.types.Operator):
+    """Start a local backend with the command from the preferences"""
+
+    bl_idname = "living_portrait.backend_start"
+    bl_label = "Start Local Backend"
+
+    def execute(self, context):
+        prefs = preferences.get(context)
+        try:
+            local_backend.LOCAL.start(prefs.local_command, prefs.address, connection.log_path())
+        except LivingPortraitError as err:
+            self.report({"ERROR"}, err.message)
+            return {"CANCELLED"}
+        job_state(context).backend_status = local_backend.LOCAL.describe()
+        return {"FINISHED"}
+
+
+class LIVINGPORTRAIT_OT_backend_stop(bpy.types.Operator):
+    """Stop the local backend this Blender session started"""
+
+    bl_idname = "living_portrait.backend_stop"
+    bl_label = "Stop Local Backend"
+
+    @classmethod
+    def poll(cls, context):
+        return local_backend.LOCAL.running
+
+    def execute(self, context):
+        local_backend.LOCAL.stop()
+        job_state(context).backend_status = "Local backend stopped"
+        return {"FINISHED"}
+
+
+class LIVINGPORTRAIT_OT_backend_check(bpy.types.Operator):
+    """Ask the backend for its handshake (waits at most the connect timeout)"""
+
+    bl_idname = "living_portrait.backend_check"
+    bl_label = "Check Backend"
+
+    def execute(self, context):
+        state = job_state(context)
+        client = connection.make_client(context)
+        try:
+            info = client.handshake()
+        except LivingPortraitError as err:
+            state.backend_status = f"Unreachable: {err.message}"
+            self.report({"ERROR"}, err.message)
+            return {"CANCELLED"}
+        finally:
+            client.close()
+        state.backend_status = (f"Connected: protocol {info['protocol']}, engines "
+                                f"{', '.join(info.get('engines', []))}")
+        self.report({"INFO"}, state.backend_status)
+        return {"FINISHED"}
+
+
+class LIVINGPORTRAIT_OT_pin_to_plane(bpy.types.Operator):
+    """Pin the animated sequence onto the clip's plane track over the plate (Plane Track Deform)"""
+
+    bl_idname = "living_portrait.pin_to_plane"
+    bl_label = "Pin to Plane Track"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        settings = context.scene.living_portrait
+        clip = settings.clip
+        try:
+            if clip is None:
+                raise BadInput("no clip: choose the plate's movie clip, which holds the plane track")
+            camera = clip_tracks.tracking_object(clip, "", create=False)
+            names = [p.name for p in camera.plane_tracks]
+            if settings.plane_track not in names:
+                raise BadInput(f"clip {clip.name!r} has no plane track {settings.plane_track!r} (it has: "
+                               f"{', '.join(names) or 'none'}); track a plane in the Movie Clip Editor first")
+            compositor.pin_to_plane(context.scene, clip, camera.name, settings.plane_track)
+        except LivingPortraitError as err:
+            self.report({"ERROR"}, err.message)
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class LIVINGPORTRAIT_OT_portrait_add(bpy.types.Operator):
+    """Add an image of the face to the portrait list"""
+
+    bl_idname = "living_portrait.portrait_add"
+    bl_label = "Add Portrait Image"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH")
+    filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN"})
+
+    def execute(self, context):
+        settings = context.scene.living_portrait
+        if len(settings.portraits) >= job_inputs.MAX_PORTRAITS:
+            self.report({"ERROR"}, f"at most {job_inputs.MAX_PORTRAITS} portrait images")
+            return {"CANCELLED"}
+        try:
+            image = bpy.data.images.load(self.filepath, check_existing=True)
+        except RuntimeError:
+            self.report({"ERROR"}, f"{self.filepath}: not an image Blender can read; choose a PNG, JPEG or EXR")
+            return {"CANCELLED"}
+        settings.portraits.add().image = image
+        settings.portrait_index = len(settings.portraits) - 1
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+class LIVINGPORTRAIT_OT_portrait_remove(bpy.types.Operator):
+    """Remove the selected image from the portrait list"""
+
+    bl_idname = "living_portrait.portrait_remove"
+    bl_label = "Remove Portrait Image"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return len(context.scene.living_portrait.portraits) > 0
+
+    def execute(self, context):
+        settings = context.scene.living_portrait
+        settings.portraits.remove(settings.portrait_index)
+        settings.portrait_index = max(0, min(settings.portrait_index, len(settings.portraits) - 1))
+        return {"FINISHED"}
+
+
+_classes = (LIVINGPORTRAIT_OT_detect_landmarks, LIVINGPORTRAIT_OT_create_rig, LIVINGPORTRAIT_OT_cancel,
+            LIVINGPORTRAIT_OT_backend_start, LIVINGPORTRAIT_OT_backend_stop, LIVINGPORTRAIT_OT_backend_check,
+            LIVINGPORTRAIT_OT_pin_to_plane, LIVINGPORTRAIT_OT_portrait_add, LIVINGPORTRAIT_OT_portrait_remove)
+
+
+def register():
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    local_backend.LOCAL.stop()
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

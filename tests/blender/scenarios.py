@@ -1,0 +1,290 @@
+"""Runs inside a real Blender (the ``bpy`` wheel's Python): installs the built extension zip, drives it
+the way an artist's script would, and writes what it observed to a JSON file for pytest to judge.
+
+    .venv-bpy50/bin/python tests/blender/scenarios.py CONFIG.json RESULTS.json
+
+The pytest side (tests/test_addon_blender.py) makes the inputs, runs the backend, and asserts on the
+observations; this script decides nothing. Each scenario's exception is recorded, not raised, so one
+failure does not hide the others. Blender's user folders must point into a temporary folder
+(BLENDER_USER_RESOURCES), so nothing touches the real user's Blender.
+"""
+import json
+import os
+import sys
+import time
+import traceback
+
+import bpy
+import numpy as np
+
+
+def record(results, name):
+    """Decorator: run the scenario now, store its observations (or its failure) under ``name``."""
+    def run(fn):
+        started = time.monotonic()
+        try:
+            results[name] = fn()
+        except Exception as exc:  # recorded for pytest to report
+            results[name] = {"failed": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        results[name]["seconds"] = round(time.monotonic() - started, 3)
+        return fn
+    return run
+
+
+def op_error(call) -> str | None:
+    """Run an operator call; the error it reported, or None when it finished."""
+    try:
+        result = call()
+    except RuntimeError as exc:
+        return str(exc)
+    return None if "FINISHED" in result else f"operator returned {result}"
+
+
+def files_in(folder):
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def render_compositor(scene, frames, folder, size):
+    """Render the compositor at each scene frame to a float EXR; returns {frame: path}."""
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 1
+    scene.render.resolution_x, scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.render.use_compositing = True
+    settings = scene.render.image_settings
+    settings.file_format = "OPEN_EXR"
+    settings.color_depth = "32"
+    settings.color_mode = "RGBA"
+    out = {}
+    for frame in frames:
+        scene.frame_set(frame)
+        scene.render.filepath = os.path.join(folder, f"comp_{frame:04d}.exr")
+        bpy.ops.render.render(write_still=True)
+        out[str(frame)] = scene.render.filepath
+    return out
+
+
+def main(config_path, results_path):
+    with open(config_path) as f:
+        cfg = json.load(f)
+    results = {"blender": bpy.app.version_string}
+    work = cfg["work"]
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+    @record(results, "install")
+    def _():
+        repo = "user_default"
+        bpy.ops.extensions.package_install_files(filepath=cfg["zip"], repo=repo, enable_on_install=True)
+        import zmq
+        return {"enabled": f"bl_ext.{repo}.living_portrait" in bpy.context.preferences.addons,
+                "has_operators": [hasattr(bpy.ops.living_portrait, n) for n in
+                                  ("animate", "detect_landmarks", "create_rig", "cancel", "pin_to_plane")],
+                "zmq_file": zmq.__file__,
+                "user_folder": bpy.utils.extension_path_user("bl_ext.user_default.living_portrait")}
+
+    import bl_ext.user_default.living_portrait as lp
+    from bl_ext.user_default.living_portrait import animate, landmark_rig
+
+    prefs = bpy.context.preferences.addons["bl_ext.user_default.living_portrait"].preferences
+    prefs.address = cfg["address"]
+    prefs.connect_timeout = 10.0
+    prefs.silence_timeout = 60.0
+    scene = bpy.context.scene
+    scene.camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(scene.camera)
+    scene.frame_start, scene.frame_end = cfg["frame_start"], cfg["frame_end"]
+    settings = scene.living_portrait
+    portrait = bpy.data.images.load(cfg["portrait"])
+    settings.portraits.add().image = portrait
+    settings.output_dir = os.path.join(work, "frames_file")
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.join(work, "scene.blend"))
+
+    @record(results, "animate_file")
+    def _():
+        settings.source = "FILE"
+        settings.performance_file = cfg["performance"]
+        settings.file_start_frame = cfg["frame_start"]
+        settings.sequence_name = "fromfile"
+        started = time.monotonic()
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        elapsed = time.monotonic() - started
+        tree = lp.compositor.compositor_tree(scene)
+        node = tree.nodes.get(lp.compositor.NODE_SEQUENCE)
+        matte = tree.nodes.get(lp.compositor.NODE_MATTE)
+        first, last = cfg["frame_start"], cfg["frame_end"]
+        renders = render_compositor(scene, [first, first + 2, last], work, tuple(portrait.size))
+        return {"error": error, "elapsed": elapsed, "files": files_in(settings.output_dir),
+                "node": None if node is None else {
+                    "image": bpy.path.abspath(node.image.filepath), "source": node.image.source,
+                    "frame_start": node.frame_start, "frame_offset": node.frame_offset,
+                    "frame_duration": node.frame_duration, "outputs": [s.name for s in node.outputs]},
+                "matte_linked": matte is not None and matte.inputs["Alpha"].is_linked
+                and matte.inputs["Alpha"].links[0].from_socket.name == "matte",
+                "renders": renders, "job_message": bpy.context.window_manager.living_portrait_job.message}
+
+    @record(results, "detect_tracks")
+    def _():
+        clip = bpy.data.movieclips.load(cfg["driver_video"])
+        clip.frame_start = cfg["clip_frame_start"]
+        settings.clip = clip
+        settings.source = "CLIP"
+        error = op_error(lambda: bpy.ops.living_portrait.detect_landmarks())
+        obj = clip.tracking.objects.get(settings.tracking_object)
+        tracks = list(obj.tracks) if obj else []
+        first_clip = cfg["frame_start"] - clip.frame_start + 1
+        last_clip = cfg["frame_end"] - clip.frame_start + 1
+        co = {}
+        for key, frame in (("first", first_clip), ("last", last_clip)):
+            co[key] = [list(t.markers.find_frame(frame, exact=True).co) if t.markers.find_frame(frame, exact=True)
+                       else None for t in tracks]
+        return {"error": error, "object": obj.name if obj else None, "names": [t.name for t in tracks],
+                "marker_frames": sorted(m.frame for m in tracks[0].markers) if tracks else [],
+                "clip_frame_start": clip.frame_start, "clip_size": list(clip.size),
+                "co_first_clip_frame": co["first"], "co_last_clip_frame": co["last"],
+                "source_after": settings.source}
+
+    @record(results, "animate_clip")
+    def _():
+        settings.source = "CLIP"
+        settings.output_dir = os.path.join(work, "frames_clip")
+        settings.sequence_name = "fromclip"
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        return {"error": error, "files": files_in(settings.output_dir)}
+
+    @record(results, "track_gaps")
+    def _():
+        clip = settings.clip
+        track = clip.tracking.objects[settings.tracking_object].tracks["outer_lips.51"]
+        frame = cfg["frame_start"] + 2 - clip.frame_start + 1
+        track.markers.delete_frame(frame)
+        settings.output_dir = os.path.join(work, "frames_gaps")
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        return {"error": error, "files": files_in(settings.output_dir), "scene_frame": cfg["frame_start"] + 2}
+
+    @record(results, "wrong_track_count")
+    def _():
+        clip = settings.clip
+        obj = clip.tracking.objects.new("Sparse")
+        for i in range(12):
+            obj.tracks.new(name=f"Track.{i:03d}", frame=1)
+        settings.tracking_object = "Sparse"
+        settings.output_dir = os.path.join(work, "frames_count")
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        settings.tracking_object = "Face"
+        return {"error": error, "files": files_in(settings.output_dir)}
+
+    @record(results, "rig")
+    def _():
+        error = op_error(lambda: bpy.ops.living_portrait.create_rig())
+        rig = settings.rig
+        first = cfg["frame_start"]
+        detected = landmark_rig.rig_portrait_landmarks(rig)
+        sampled = landmark_rig.sample_rig(scene, rig, np.array([first]))
+        # The artist opens the jaw by hand on a later frame.
+        points = landmark_rig.rig_points(rig)
+        for p in points[5:12] + points[55:60]:
+            p.keyframe_insert("location", index=1, frame=first)
+            p.location[1] -= 0.04
+            p.keyframe_insert("location", index=1, frame=first + 4)
+        opened = landmark_rig.sample_rig(scene, rig, np.array([first + 4]))
+        settings.output_dir = os.path.join(work, "frames_rig")
+        settings.sequence_name = "fromrig"
+        anim_error = op_error(lambda: bpy.ops.living_portrait.animate())
+        return {"error": error, "points": len(points), "names": [p.name for p in points[:2]],
+                "detected": detected.tolist(), "sampled_first": sampled.landmarks[0].tolist(),
+                "opened": opened.landmarks[0].tolist(), "animate_error": anim_error,
+                "files": files_in(settings.output_dir), "image_size": list(portrait.size)}
+
+    @record(results, "nonblocking")
+    def _():
+        settings.source = "FILE"
+        settings.output_dir = os.path.join(work, "frames_steps")
+        settings.sequence_name = "stepped"
+        driver = animate.start_animate(bpy.context)
+        step_times, landed, node_seen_before_done = [], [], False
+        deadline = time.monotonic() + 120
+        done = False
+        while not done and time.monotonic() < deadline:
+            t0 = time.monotonic()
+            done = driver.step()
+            step_times.append(time.monotonic() - t0)
+            landed.append(len(driver.stream.frames_written))
+            if not done and lp.compositor.compositor_tree(scene).nodes.get(lp.compositor.NODE_SEQUENCE):
+                node_seen_before_done = node_seen_before_done or driver.handler.node is not None
+        return {"done": done, "steps": len(step_times), "max_step_s": max(step_times),
+                "median_step_s": float(np.median(step_times)), "landed": landed,
+                "node_before_done": node_seen_before_done, "files": files_in(settings.output_dir)}
+
+    @record(results, "cancel")
+    def _():
+        # A long performance, so the cancel reaches the backend while the job still runs.
+        settings.performance_file = cfg["long_performance"]
+        settings.use_scene_range = False
+        settings.frame_start, settings.frame_end = cfg["frame_start"], cfg["frame_start"] + 199
+        settings.output_dir = os.path.join(work, "frames_cancel")
+        settings.sequence_name = "cancelled"
+        driver = animate.start_animate(bpy.context)
+        state = bpy.context.window_manager.living_portrait_job
+        deadline = time.monotonic() + 120
+        error = None
+        try:
+            while time.monotonic() < deadline:
+                if driver.stream.frames_written:
+                    state.cancel_requested = True  # what Esc and the Cancel button do
+                if driver.step():
+                    break
+        except lp.wire.errors.LivingPortraitError as err:
+            error = f"{type(err).__name__}: {err.message}"
+        settings.use_scene_range = True
+        settings.performance_file = cfg["performance"]
+        return {"error": error, "files": files_in(settings.output_dir), "running": state.running}
+
+    @record(results, "missing_image")
+    def _():
+        import shutil
+        moved = os.path.join(work, "gone.png")
+        shutil.copy(cfg["portrait"], moved)
+        image = bpy.data.images.load(moved)
+        os.remove(moved)
+        item = settings.portraits.add()
+        item.image = image
+        settings.portraits.move(len(settings.portraits) - 1, 0)
+        settings.output_dir = os.path.join(work, "frames_missing")
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        settings.portraits.remove(0)
+        return {"error": error, "files": files_in(settings.output_dir)}
+
+    @record(results, "unreachable")
+    def _():
+        prefs.address = cfg["unused_address"]
+        prefs.connect_timeout = 1.0
+        settings.output_dir = os.path.join(work, "frames_unreachable")
+        started = time.monotonic()
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        elapsed = time.monotonic() - started
+        prefs.address = cfg["address"]
+        prefs.connect_timeout = 10.0
+        return {"error": error, "elapsed": elapsed, "files": files_in(settings.output_dir)}
+
+    @record(results, "local_backend")
+    def _():
+        prefs.address = cfg["local_address"]
+        prefs.local_command = cfg["livingportrait_command"]
+        prefs.connect_timeout = 20.0
+        start_error = op_error(lambda: bpy.ops.living_portrait.backend_start())
+        check_error = op_error(lambda: bpy.ops.living_portrait.backend_check())
+        status = bpy.context.window_manager.living_portrait_job.backend_status
+        pid = lp.local_backend.LOCAL.process.pid if lp.local_backend.LOCAL.process else None
+        stop_error = op_error(lambda: bpy.ops.living_portrait.backend_stop())
+        prefs.address = cfg["address"]
+        return {"start_error": start_error, "check_error": check_error, "status": status, "pid": pid,
+                "stop_error": stop_error, "running_after_stop": lp.local_backend.LOCAL.running,
+                "log": lp.local_backend.LOCAL.log_path}
+
+    bpy.ops.preferences.addon_disable(module="bl_ext.user_default.living_portrait")
+    with open(results_path, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,303 @@
+"""The built extension inside real Blender 4.2 (oldest supported) and 5.0 (newest), against a real
+backend over ZeroMQ.
+
+For each Blender, ``tests/blender/scenarios.py`` runs once in that Blender's Python (the ``bpy`` wheel,
+in ``.venv-bpy42`` / ``.venv-bpy50``, made by ``make blender-venvs``): it installs the zip, detects
+landmarks on a clip, builds a rig, animates, renders the compositor, and tries the bad inputs. Its
+observations come back as JSON; the tests below judge them, reading the EXR files with OpenEXR.
+"""
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenEXR
+import pytest
+from skimage import data
+
+import build_addon
+from livingportrait_wire.client import BackendClient
+from livingportrait_wire.landmarks import LandmarkSequence, save_sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+BLENDERS = {"4.2": ROOT / ".venv-bpy42", "5.0": ROOT / ".venv-bpy50"}
+FRAME_START, FRAME_END = 11, 18  # scene frames; not 1, so any off-by-one in the mapping shows
+CLIP_FRAME_START = 9  # the actor's clip starts two frames before the animated range
+SHIFT = np.array([3.0, 2.0])  # px per footage frame the actor's head moves (right, down)
+SIZE = 384
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("addon_blender")
+
+
+@pytest.fixture(scope="module")
+def addon_zip(work):
+    return build_addon.build("linux-x64", work / "dist", ROOT / "build" / "wheels")
+
+
+@pytest.fixture(scope="module")
+def portrait_png(work):
+    image = cv2.resize(data.astronaut(), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    path = work / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path, image
+
+
+@pytest.fixture(scope="module")
+def driver_video(work, portrait_png):
+    """The portrait itself as the actor: footage frame n is shifted by n * SHIFT pixels."""
+    _, image = portrait_png
+    path = work / "actor.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24, (SIZE, SIZE))
+    for n in range(1, 21):
+        m = np.float32([[1, 0, SHIFT[0] * n], [0, 1, SHIFT[1] * n]])
+        frame = cv2.warpAffine(image, m, (SIZE, SIZE), borderMode=cv2.BORDER_REFLECT)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def performance_npz(work, portrait_png):
+    """A performance file with its own frame numbers (100...): the jaw drops steadily."""
+    from livingportrait_backend.detectors import detect_portrait_landmarks
+
+    _, image = portrait_png
+    points = detect_portrait_landmarks(image, "astronaut").points
+    n = FRAME_END - FRAME_START + 1
+    landmarks = np.repeat(points[None], n, axis=0).astype(np.float32)
+    for t in range(n):
+        landmarks[t, 5:12, 1] += 2.0 * t
+        landmarks[t, 56:59, 1] += 2.0 * t
+        landmarks[t, 65:68, 1] += 2.0 * t
+    path = work / "performance.npz"
+    save_sequence(LandmarkSequence(landmarks, np.arange(100, 100 + n), (SIZE, SIZE)), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_performance_npz(work, performance_npz):
+    """200 frames: long enough that a cancel arrives while the job runs."""
+    from livingportrait_wire.landmarks import load_sequence
+
+    short = load_sequence(performance_npz)
+    landmarks = np.repeat(short.landmarks[:1], 200, axis=0)
+    landmarks[:, 5:12, 1] += np.linspace(0, 12, 200, dtype=np.float32)[:, None]
+    path = work / "long_performance.npz"
+    save_sequence(LandmarkSequence(landmarks, np.arange(200), short.image_size), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def backend():
+    """A real ``livingportrait serve`` on a free loopback port; stopped after the module."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "livingportrait"), "serve", "--bind", address],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        client = BackendClient(address, timeout_s=30.0)
+        client.handshake()  # waits (bounded) until the server answers
+        client.close()
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module", params=sorted(BLENDERS))
+def blender(request, work, addon_zip, backend, portrait_png, driver_video, performance_npz,
+            long_performance_npz):
+    """Run the scenarios in one Blender version; returns (observations, scenario folder)."""
+    version = request.param
+    folder = work / f"blender_{version}"
+    folder.mkdir()
+    config = {"zip": str(addon_zip), "address": backend, "work": str(folder),
+              "portrait": str(portrait_png[0]), "driver_video": str(driver_video),
+              "performance": str(performance_npz), "long_performance": str(long_performance_npz),
+              "frame_start": FRAME_START, "frame_end": FRAME_END,
+              "clip_frame_start": CLIP_FRAME_START, "unused_address": f"tcp://127.0.0.1:{free_port()}",
+              "local_address": f"tcp://127.0.0.1:{free_port()}",
+              "livingportrait_command": str(ROOT / ".venv" / "bin" / "livingportrait")}
+    (folder / "config.json").write_text(json.dumps(config))
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(folder / "user"))
+    python = BLENDERS[version] / "bin" / "python"
+    run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "scenarios.py"),
+                          str(folder / "config.json"), str(folder / "results.json")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((folder / "results.json").read_text())
+    assert results["blender"].startswith(version)
+    return results, folder
+
+
+def scenario(blender, name):
+    results, _ = blender
+    obs = results[name]
+    assert "failed" not in obs, obs.get("traceback", obs.get("failed"))
+    return obs
+
+
+def read_exr(path):
+    with OpenEXR.File(str(path)) as f:
+        return {name: np.array(ch.pixels, dtype=np.float32) for name, ch in f.channels().items()}
+
+
+def frame_files(name, first, last):
+    return [f"{name}.{f:04d}.exr" for f in range(first, last + 1)]
+
+
+def test_zip_validates_with_blenders_own_extension_tool(addon_zip):
+    tool = next(BLENDERS["5.0"].glob("lib/python3.11/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/"
+                                     "blender_ext.py"))
+    run = subprocess.run([str(BLENDERS["5.0"] / "bin" / "python"), str(tool), "validate", str(addon_zip)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_extension_installs_enables_and_brings_its_own_pyzmq(blender):
+    obs = scenario(blender, "install")
+    assert obs["enabled"] and all(obs["has_operators"])
+    # zmq comes from the wheel inside the zip, installed into Blender's extension site-packages.
+    assert "/extensions/.local/" in obs["zmq_file"]
+    assert obs["user_folder"].startswith(str(blender[1] / "user"))
+
+
+def test_animate_from_file_writes_every_frame_named_by_scene_frame(blender):
+    obs = scenario(blender, "animate_file")
+    assert obs["error"] is None
+    assert obs["files"] == frame_files("fromfile", FRAME_START, FRAME_END)
+    assert obs["job_message"] == "Animate: done"
+
+
+def test_compositor_image_node_reads_the_sequence_with_its_matte(blender):
+    obs = scenario(blender, "animate_file")
+    node = obs["node"]
+    assert node["source"] == "SEQUENCE" and "matte" in node["outputs"]
+    assert (node["frame_start"], node["frame_offset"], node["frame_duration"]) == (
+        FRAME_START, FRAME_START - 1, FRAME_END - FRAME_START + 1)
+    assert obs["matte_linked"]
+
+
+def test_compositor_shows_the_right_frames_pixels_at_each_scene_frame(blender):
+    obs = scenario(blender, "animate_file")
+    folder = blender[1] / "frames_file"
+    frames = {f: read_exr(folder / f"fromfile.{f:04d}.exr") for f in range(FRAME_START, FRAME_END + 1)}
+    for scene_frame, render_path in obs["renders"].items():
+        scene_frame = int(scene_frame)
+        comp = read_exr(render_path)["RGBA"]
+        errors = {}
+        for f, chans in frames.items():
+            # Set Alpha (apply mask): the beauty times the matte, the matte as alpha.
+            expected = chans["RGBA"][..., :3] * chans["matte.Y"][..., None]
+            errors[f] = float(np.abs(comp[..., :3] - expected).mean())
+        assert min(errors, key=errors.get) == scene_frame, errors
+        assert errors[scene_frame] < 2e-3
+        matte = frames[scene_frame]["matte.Y"]
+        assert np.abs(comp[..., 3] - matte).max() < 2e-3
+    # The frames really differ, so picking the right one means something.
+    assert np.abs(frames[FRAME_START]["RGBA"] - frames[FRAME_END]["RGBA"]).max() > 0.05
+
+
+def test_detect_landmarks_brings_68_named_tracks_on_clip_frames(blender):
+    obs = scenario(blender, "detect_tracks")
+    assert obs["error"] is None
+    assert obs["object"] == "Face" and len(obs["names"]) == 68
+    assert obs["names"][0] == "jaw.00" and "inner_lips.67" in obs["names"]
+    # Scene frames 11-18 are clip frames 3-10 for a clip starting at scene frame 9.
+    first_clip = FRAME_START - CLIP_FRAME_START + 1
+    assert obs["marker_frames"] == list(range(first_clip, first_clip + FRAME_END - FRAME_START + 1))
+    assert obs["source_after"] == "CLIP"
+
+
+def test_detected_tracks_follow_the_actors_motion_in_blenders_coordinates(blender):
+    obs = scenario(blender, "detect_tracks")
+    first = np.array(obs["co_first_clip_frame"]) * SIZE
+    last = np.array(obs["co_last_clip_frame"]) * SIZE
+    moved = (last - first).mean(axis=0)
+    frames_apart = FRAME_END - FRAME_START
+    # Marker y grows upwards: the head moving down in the image lowers the markers.
+    assert np.allclose(moved, [SHIFT[0] * frames_apart, -SHIFT[1] * frames_apart], atol=3.0), moved
+
+
+def test_animate_from_clip_tracks(blender):
+    obs = scenario(blender, "animate_clip")
+    assert obs["error"] is None
+    assert obs["files"] == frame_files("fromclip", FRAME_START, FRAME_END)
+
+
+def test_tracks_with_gaps_are_reported_with_track_and_frame(blender):
+    obs = scenario(blender, "track_gaps")
+    assert "tracks with gaps: outer_lips.51 at scene frames 13" in obs["error"]
+    assert obs["files"] == []
+
+
+def test_wrong_track_count_is_reported(blender):
+    obs = scenario(blender, "wrong_track_count")
+    assert "wrong track count: the clip has 12 tracks" in obs["error"]
+    assert obs["files"] == []
+
+
+def test_landmark_rig_sits_on_the_portraits_landmarks_and_drives_animate(blender):
+    obs = scenario(blender, "rig")
+    assert obs["error"] is None and obs["points"] == 68
+    detected, sampled = np.array(obs["detected"]), np.array(obs["sampled_first"])
+    assert detected.shape == (68, 2)
+    assert np.abs(sampled - detected).max() < 0.05  # pixels, through the rig's plane and back
+    # The hand-keyed jaw moved down in the portrait (+y in pixels), the eyes did not.
+    opened = np.array(obs["opened"])
+    assert (opened[5:12, 1] - detected[5:12, 1]).min() > 5.0
+    assert np.abs(opened[36:48] - detected[36:48]).max() < 0.05
+    assert obs["animate_error"] is None
+    assert obs["files"] == frame_files("fromrig", FRAME_START, FRAME_END)
+
+
+def test_timer_path_never_waits_and_frames_land_progressively(blender):
+    obs = scenario(blender, "nonblocking")
+    assert obs["done"] and obs["files"] == frame_files("stepped", FRAME_START, FRAME_END)
+    assert obs["median_step_s"] < 0.02, obs
+    assert obs["max_step_s"] < 0.5, obs
+    counts = obs["landed"]
+    assert any(0 < c < len(obs["files"]) for c in counts)  # seen part-way, not all at once at the end
+    assert obs["node_before_done"]
+
+
+def test_cancel_stops_the_job_and_leaves_only_whole_frames(blender):
+    obs = scenario(blender, "cancel")
+    assert obs["error"] is not None and obs["error"].startswith("Cancelled")
+    assert 1 <= len(obs["files"]) < 200
+    assert all(f.endswith(".exr") and not f.startswith(".") for f in obs["files"])
+    assert not obs["running"]
+
+
+def test_missing_portrait_image_is_reported_and_nothing_written(blender):
+    obs = scenario(blender, "missing_image")
+    assert obs["error"] and "missing image" in obs["error"] and "gone.png" in obs["error"]
+    assert obs["files"] == []
+
+
+def test_unreachable_backend_is_reported_within_the_timeout(blender):
+    obs = scenario(blender, "unreachable")
+    assert "no answer from the backend" in obs["error"]
+    assert obs["elapsed"] < 1.0 + 2.0
+    assert obs["files"] == []
+
+
+def test_local_backend_starts_and_stops_from_preferences(blender):
+    obs = scenario(blender, "local_backend")
+    assert obs["start_error"] is None and obs["check_error"] is None
+    assert obs["status"].startswith("Connected: protocol 1")
+    assert obs["stop_error"] is None and not obs["running_after_stop"]
+    assert obs["log"].startswith(str(blender[1] / "user"))
+    with pytest.raises(ProcessLookupError):
+        os.kill(obs["pid"], 0)
