@@ -22,18 +22,36 @@ def exr_rgb(path: str) -> np.ndarray:
     return np.stack([ch["R"], ch["G"], ch["B"]], axis=2)
 
 
+def moving_region(paths: list[str], margin: float = 0.25) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the box where any frame's matte is non-zero, grown by ``margin``."""
+    union = None
+    for p in paths:
+        matte = read_exr(p)["matte.Y"] > 0
+        union = matte if union is None else union | matte
+    if not union.any():
+        return 0, union.shape[0], 0, union.shape[1]
+    ys, xs = np.nonzero(union)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    gy, gx = int((y1 - y0) * margin), int((x1 - x0) * margin)
+    return max(y0 - gy, 0), min(y1 + gy, union.shape[0]), max(x0 - gx, 0), min(x1 + gx, union.shape[1])
+
+
 def contact_sheet(paths: list[str], out_png: str, columns: int = 6, thumb_width: int = 256,
-                  labels: list[str] | None = None) -> None:
-    """A grid of frames (every frame if few, else evenly spaced) written as an sRGB PNG."""
+                  labels: list[str] | None = None, crop: tuple[int, int, int, int] | None = None) -> None:
+    """A grid of frames (every frame if few, else evenly spaced) written as an sRGB PNG.
+
+    ``crop`` (y0, y1, x0, x1) shows only that part of each frame (e.g. ``moving_region(paths)``).
+    """
     import cv2
 
     from livingportrait_wire.atomic_write import write_bytes_atomic
 
     count = min(len(paths), columns * 4)
     picks = np.linspace(0, len(paths) - 1, count).round().astype(int)
+    y0, y1, x0, x1 = crop or (0, None, 0, None)
     tiles = []
     for i in picks:
-        rgb = linear_to_srgb8(exr_rgb(paths[i]))
+        rgb = linear_to_srgb8(exr_rgb(paths[i])[y0:y1, x0:x1])
         h = int(round(rgb.shape[0] * thumb_width / rgb.shape[1]))
         tile = cv2.resize(rgb, (thumb_width, h), interpolation=cv2.INTER_AREA)
         if labels:

@@ -36,6 +36,11 @@ def _tps_kernel(r2: np.ndarray) -> np.ndarray:
 # (upper, lower) point pairs of the eyelids and inner lips: an upper point must never pass below its
 # lower partner, or the warp would fold the image over itself.
 _LID_AND_LIP_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46), (61, 67), (62, 66), (63, 65))
+# Per eye: corner, upper lid pair, corner, lower lid pair (lower listed under the matching upper).
+_EYES = (((36, 39), (37, 38), (41, 40)), ((42, 45), (43, 44), (47, 46)))
+# Squeezing a whole eye into a slit makes the spline overshoot; the warp keeps this fraction of the
+# portrait's own lid gap and the lid closes the rest as paint.
+MIN_LID_GAP = 0.35
 
 
 def _unfold(t: np.ndarray) -> np.ndarray:
@@ -111,10 +116,12 @@ class WarpEngine:
         lips = self.src[max(my0, 0):max(my1, 1), max(mx0, 0):max(mx1, 1)]
         self.skin = lips.reshape(-1, 3).mean(0) if lips.size else np.full(3, 0.2, np.float32)
         self.source_mouth_area = _polygon_area(p[60:68])
+        self.lid_gaps = [float(np.mean(p[list(lower), 1] - p[list(upper), 1])) for _, upper, lower in _EYES]
 
     def render(self, targets: np.ndarray) -> FramePatch:
         """One frame: ``targets`` float32 (68, 2) portrait pixels -> the changed region."""
         t = _unfold(np.asarray(targets, np.float64))
+        t, closures = self._hold_lids_open(t)
         head = fit_similarity(self.points[list(STABLE_POINTS)], t[list(STABLE_POINTS)])
         forehead_dst = head.apply(self.forehead_src)
         ctrl = np.concatenate([t, forehead_dst, self.ring])
@@ -126,6 +133,10 @@ class WarpEngine:
                         borderMode=cv2.BORDER_REPLICATE)
         moved = np.sqrt(dx * dx + dy * dy)
         matte = _smoothstep(moved / (0.02 * self.iod)).astype(np.float32)
+        for eye, closure in zip(_EYES, closures):
+            if closure > 0.02:
+                roi, lid = self._close_lid(roi, t, eye, closure)
+                matte = np.maximum(matte, lid)
         if self.mouth_interior:
             fill = self._mouth_mask(t)
             if fill is not None:
@@ -135,6 +146,52 @@ class WarpEngine:
                 roi = roi * (1 - a) + interior * a
                 matte = np.maximum(matte, mask * strength)
         return FramePatch(self.y0, self.x0, roi.astype(np.float32), matte)
+
+    def _hold_lids_open(self, t: np.ndarray) -> tuple[np.ndarray, list[float]]:
+        """Targets whose lids keep at least MIN_LID_GAP of the portrait's gap, and per eye how far
+        (0 open .. 1 shut) the lid should close beyond that, to be painted by ``_close_lid``."""
+        t = t.copy()
+        closures = []
+        for (_, upper, lower), gap in zip(_EYES, self.lid_gaps):
+            if gap <= 0.5:  # the portrait's eye is already shut: nothing to paint
+                closures.append(0.0)
+                continue
+            wanted = float(np.mean(t[list(lower), 1] - t[list(upper), 1]))
+            closures.append(float(np.clip(1.0 - wanted / gap, 0.0, 1.0)))
+            for u, lo in zip(upper, lower):
+                t[u, 1] = min(t[u, 1], t[lo, 1] - MIN_LID_GAP * gap)
+        return t, closures
+
+    def _close_lid(self, roi: np.ndarray, t: np.ndarray, eye, closure: float):
+        """Paint the eye shut by ``closure``: the skin just above the lid slides over the eye, with a
+        dark lash line where the lids meet. Returns (roi, mask of what was painted)."""
+        corners, upper, lower = eye
+        strength = float(_smoothstep((closure - 0.25) / 0.6))
+        if strength <= 0:
+            return roi, np.zeros(roi.shape[:2], np.float32)
+        outline = t[[corners[0], *upper, corners[1], *lower[::-1]]] - [self.x0, self.y0]
+        shift = 4
+        mask = np.zeros(roi.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(outline * (1 << shift)).astype(np.int32)], 255, cv2.LINE_AA, shift)
+        soft = max(0.02 * self.iod, 0.7)
+        mask = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), soft)
+        # Lid skin: the band just above the upper lid in this very frame.
+        gap = max(float(np.mean(t[list(lower), 1] - t[list(upper), 1])), 1.0)
+        x0, x1 = int(np.floor(outline[:, 0].min())), int(np.ceil(outline[:, 0].max())) + 1
+        y1 = int(np.floor(outline[[1, 2], 1].min()))
+        y0 = max(y1 - int(np.ceil(1.5 * gap)) - 2, 0)
+        band = roi[y0:max(y1, y0 + 1), max(x0, 0):max(x1, 1)]
+        skin = band.reshape(-1, 3).mean(0) if band.size else self.skin
+        a = (mask * strength)[..., None]
+        roi = roi * (1 - a) + skin * a
+        # Lashes: a darker line along the lower lid, where the closed lids meet.
+        line = np.zeros(roi.shape[:2], np.uint8)
+        lash = t[[corners[0], *lower, corners[1]]] - [self.x0, self.y0]
+        cv2.polylines(line, [np.round(lash * (1 << shift)).astype(np.int32)], False, 255,
+                      max(1, int(round(0.02 * self.iod))), cv2.LINE_AA, shift)
+        la = (cv2.GaussianBlur(line.astype(np.float32) / 255.0, (0, 0), soft * 0.6) * strength * 0.6)[..., None]
+        roi = roi * (1 - la) + roi * 0.35 * la
+        return roi, np.maximum(mask, la[..., 0]) * strength
 
     def _displacement(self, ctrl: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Thin-plate spline through (ctrl -> values), evaluated over the region, float32 (rh, rw) x2."""
@@ -170,7 +227,9 @@ class WarpEngine:
         area = _polygon_area(t[60:68])
         if area < 0.004 * self.iod ** 2 or area <= self.source_mouth_area:
             return None
-        strength = float(np.clip(1.0 - self.source_mouth_area / area, 0.0, 1.0))
+        # Fully painted once the mouth is half again as open as the portrait's own, so a smiling
+        # portrait's teeth are not stretched into stripes.
+        strength = float(_smoothstep((area / max(self.source_mouth_area, 1e-6) - 1.0) / 0.5))
         rh, rw = self.y1 - self.y0, self.x1 - self.x0
         shift = 4  # sub-pixel polygon edges
         poly = np.round((t[60:68] - [self.x0, self.y0]) * (1 << shift)).astype(np.int32)
