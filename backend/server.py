@@ -6,14 +6,18 @@ through an in-process PUSH/PULL pair that the socket thread drains (a socket is 
 thread that owns it). Frames stream under credit-based flow control: a job may have at most
 ``window`` frames sent and not yet acknowledged, so a slow client holds the backend to a bounded
 number of frames in memory.
+
+Liveness: every ``heartbeat_s`` the socket thread sends each running job's client a PONG carrying the
+job's id; a client that announced heartbeats (HELLO ``heartbeat_ms``) and then stays silent for
+``client_timeout_s`` has its jobs cancelled, which frees the worker. A client that never announced them
+(an older one) loses a job only after it granted no credit for ``legacy_credit_timeout_s``.
 """
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import logging
 import threading
-import urllib.parse
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -28,25 +32,25 @@ from livingportrait_wire.protocol import (ACCEPTED, CANCEL, CREDIT, DONE, FRAME,
 from . import __version__
 from .detectors import available_detectors
 from .engines import available_engines
+from .security import ServerCurve
 
 log = logging.getLogger("livingportrait.server")
 
 DEFAULT_BIND = "tcp://127.0.0.1:5557"
+HEARTBEAT_S = 1.0
+CLIENT_TIMEOUT_S = 4.0          # heartbeats every 1 s: a vanished client is noticed within 5 s
+LEGACY_CREDIT_TIMEOUT_S = 60.0
+FORGET_PEER_S = 60.0            # how long an idle client's last-seen time is kept
+# Messages handled per turn of the loop before it looks at the others: a flooding client cannot
+# starve the outbox, the heartbeats or the liveness checks.
+BATCH = 64
 _instances = itertools.count()
 
 
-def is_loopback_bind(address: str) -> bool:
-    """True for tcp://127.x.x.x, tcp://[::1], tcp://localhost and ipc:// / inproc:// endpoints."""
-    parsed = urllib.parse.urlsplit(address)
-    if parsed.scheme in ("ipc", "inproc"):
-        return True
-    host = parsed.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+@dataclass
+class _Peer:
+    last_seen: float
+    heartbeats: bool = False  # announced in HELLO: silence means it is gone
 
 
 @dataclass
@@ -60,32 +64,71 @@ class _Job:
 
     def grant(self, n: int) -> None:
         with self.lock:
-            self.credits += n
+            # Never more than the window: a client that grants too much cannot make us hoard frames.
+            self.credits = min(self.credits + n, self.window)
             self.lock.notify_all()
 
-    def take_credit(self) -> None:
-        """Block until a credit is available (or the job is cancelled)."""
+    def stop(self) -> None:
+        self.cancel.set()
+        with self.lock:
+            self.lock.notify_all()
+
+    def take_credit(self, timeout_s: float) -> None:
+        """Block until a credit is available; Cancelled when the job is cancelled or none came for
+        ``timeout_s`` (the client is gone)."""
+        deadline = time.monotonic() + timeout_s
         with self.lock:
             while self.credits <= 0:
                 if self.cancel.is_set():
                     raise Cancelled("the job was cancelled")
+                if time.monotonic() > deadline:
+                    raise Cancelled(f"the client granted no credit for {timeout_s:g} s; it is presumably gone")
                 self.lock.wait(0.2)
             self.credits -= 1
 
 
 class Server:
-    """``Server(bind).serve(stop)`` runs until ``stop`` (a threading.Event) is set."""
+    """``Server(bind).serve(stop)`` runs until ``stop`` (a threading.Event) is set.
 
-    def __init__(self, bind: str = DEFAULT_BIND, limits: Limits = Limits(), workers: int = 2):
+    ``curve``: serve only CurveZMQ clients with authorised keys (required for non-loopback binds by
+    ``serve``; works on loopback too). ``heartbeat_s``, ``client_timeout_s``: see the module docstring.
+    """
+
+    def __init__(self, bind: str = DEFAULT_BIND, limits: Limits = Limits(), workers: int = 2,
+                 curve: ServerCurve | None = None, heartbeat_s: float = HEARTBEAT_S,
+                 client_timeout_s: float = CLIENT_TIMEOUT_S,
+                 legacy_credit_timeout_s: float = LEGACY_CREDIT_TIMEOUT_S):
         self.limits = limits
+        self.heartbeat_s = heartbeat_s
+        self.client_timeout_s = client_timeout_s
+        self.legacy_credit_timeout_s = legacy_credit_timeout_s
         self.ctx = zmq.Context()
+        self.auth = None
         self.router = self.ctx.socket(zmq.ROUTER)
+        # LINGER 0: at shutdown nothing waits on slow or dead clients; what they miss, resume re-renders.
         self.router.setsockopt(zmq.LINGER, 0)
-        # Frames are bounded by credits; a generous HWM only guards against a client flooding us.
-        self.router.setsockopt(zmq.RCVHWM, 1000)
+        # RCVHWM: a flooding client is pushed back through TCP once 100 of its messages wait (an honest
+        # one has a few credits and pings in flight); nothing is dropped on the receive side.
+        self.router.setsockopt(zmq.RCVHWM, 100)
+        # SNDHWM: per client. Credits bound the FRAME messages (window per job), so this only caps
+        # heartbeats and progress for a client that stopped reading; past it ROUTER drops, it never blocks.
         self.router.setsockopt(zmq.SNDHWM, 1000)
-        self.router.setsockopt(zmq.MAXMSGSIZE, limits.max_buffer_bytes)
-        self.router.bind(bind)
+        # MAXMSGSIZE bounds each frame of a message (not their count, which decode checks): a buffer up
+        # to twice the limit still gets a typed TOO_LARGE answer; anything bigger costs the sender its
+        # connection before we allocate it.
+        self.router.setsockopt(zmq.MAXMSGSIZE, 2 * max(limits.max_buffer_bytes, limits.max_header_bytes))
+        if curve is not None:
+            from .security import start_authenticator
+
+            self.auth = start_authenticator(self.ctx, curve)
+            self.router.curve_secretkey = curve.secret
+            self.router.curve_publickey = curve.public
+            self.router.curve_server = True
+        try:
+            self.router.bind(bind)
+        except zmq.ZMQError:
+            self._close_sockets()
+            raise
         self.endpoint = self.router.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.outbox_address = f"inproc://livingportrait-outbox-{next(_instances)}"
         self.outbox = self.ctx.socket(zmq.PULL)
@@ -93,9 +136,11 @@ class Server:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self.jobs: dict[tuple[bytes, str], _Job] = {}
         self.jobs_lock = threading.Lock()
+        self.peers: dict[bytes, _Peer] = {}
+        self._next_heartbeat = 0.0
         self.welcome = {"protocol": PROTOCOL_VERSION, "server": f"livingportrait-backend {__version__}",
                         "engines": available_engines(), "detectors": available_detectors(),
-                        "limits": limits.to_dict()}
+                        "limits": limits.to_dict(), "heartbeat_ms": int(heartbeat_s * 1000)}
 
     # ---- the socket thread -------------------------------------------------------------------
     def serve(self, stop: threading.Event) -> None:
@@ -109,11 +154,33 @@ class Server:
                         self._drain_outbox()
                     else:
                         self._receive()
+                self._check_liveness(time.monotonic())
         finally:
             self.close()
 
+    def _check_liveness(self, now: float) -> None:
+        """Heartbeat each running job's client; cancel the jobs of clients that fell silent."""
+        with self.jobs_lock:
+            jobs = list(self.jobs.values())
+        beat = now >= self._next_heartbeat
+        if beat:
+            self._next_heartbeat = now + self.heartbeat_s
+        for job in jobs:
+            if beat:
+                self._send(job.client, encode(PONG, job.id))
+            peer = self.peers.get(job.client)
+            if (peer is not None and peer.heartbeats and not job.cancel.is_set()
+                    and now - peer.last_seen > self.client_timeout_s):
+                log.warning("client %s silent for %.1f s: cancelling its job %s", job.client.hex(),
+                            now - peer.last_seen, job.id)
+                job.stop()
+        if beat:
+            busy = {job.client for job in jobs}
+            for client in [c for c, p in self.peers.items() if c not in busy and now - p.last_seen > FORGET_PEER_S]:
+                del self.peers[client]
+
     def _drain_outbox(self) -> None:
-        while True:
+        for _ in range(BATCH):
             try:
                 frames = self.outbox.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -121,12 +188,16 @@ class Server:
             self.router.send_multipart(frames, copy=False)
 
     def _receive(self) -> None:
-        while True:
+        for _ in range(BATCH):
             try:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             client, body = frames[0].bytes, frames[1:]
+            peer = self.peers.get(client)
+            if peer is None:
+                peer = self.peers[client] = _Peer(time.monotonic())
+            peer.last_seen = time.monotonic()  # any message, even a broken one, proves the client alive
             try:
                 msg = decode(body, self.limits)
             except ProtocolError as err:
@@ -145,6 +216,8 @@ class Server:
 
     def _handle(self, client: bytes, msg: Message) -> None:
         if msg.type == HELLO:
+            if msg.header.get("heartbeat_ms", 0) > 0:
+                self.peers[client].heartbeats = True
             self._send(client, encode(WELCOME, msg.id, self.welcome))
         elif msg.type == PING:
             self._send(client, encode(PONG, msg.id))
@@ -158,9 +231,7 @@ class Server:
                     raise LivingPortraitError(f"no running job with id {msg.id!r}", ErrorCode.UNKNOWN_JOB)
                 return
             if msg.type == CANCEL:
-                job.cancel.set()
-                with job.lock:
-                    job.lock.notify_all()
+                job.stop()
             else:
                 job.grant(msg.header["credits"])
 
@@ -190,6 +261,8 @@ class Server:
             push.send_multipart([job.client, *frames], copy=False)
 
         try:
+            if job.cancel.is_set():  # cancelled (or its client vanished) while it waited for a worker
+                raise Cancelled("the job was cancelled")
             if msg.header["kind"] == JOB_DETECT:
                 from .detect_job import run_detect_job
                 run_detect_job(msg, self.limits, job.cancel, send)
@@ -221,7 +294,7 @@ class Server:
         total = len(render.frames)
         for i, frame in enumerate(render.frames):
             data = render.encode(frame)
-            job.take_credit()
+            job.take_credit(self.legacy_credit_timeout_s)
             send(encode(FRAME, job.id, {"frame": frame, "filename": render.filename(frame)},
                         [({"name": "exr", "kind": "bytes", "encoding": "exr", "nbytes": len(data)}, data)]))
             progress("render", i + 1, total)
@@ -230,10 +303,15 @@ class Server:
     def close(self) -> None:
         with self.jobs_lock:
             for job in self.jobs.values():
-                job.cancel.set()
+                job.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.outbox.close(0)
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
         self.router.close(0)
+        if self.auth is not None:
+            self.auth.stop()
         self.ctx.term()
 
 

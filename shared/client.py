@@ -4,18 +4,25 @@ Made to be driven two ways: ``JobStream.poll(0)`` from a UI timer (never blocks)
 ``JobStream.wait()`` in a batch process. Each FRAME's bytes are written atomically into the output
 folder under the name the client itself computes (the server's file name is checked, never trusted),
 and a credit goes back for every frame written. zmq is imported only when a client is created.
+
+Liveness: while a stream is polled the client pings every ``heartbeat_s``; anything from the backend
+(its per-job heartbeats, the answers to the pings) proves it alive. Silent for ``liveness_s`` means
+dead: ``wait()`` then reconnects with a fresh socket and growing waits for up to ``reconnect_s`` and
+re-submits the job for the frames not yet written (frames are deterministic, so the files end up
+identical to an uninterrupted run), or gives up with BackendUnavailable.
 """
 from __future__ import annotations
 
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .atomic_write import write_bytes_atomic
 from .codec import Message, array_buffer, bytes_buffer, decode, encode
+from .curve_keys import load_key_pair, load_public_key
 from .errors import BackendUnavailable, BadInput, Cancelled, JobFailed, LivingPortraitError, ProtocolError
 from .landmarks import LandmarkSequence
 from .naming import check_name, frame_filename
@@ -23,6 +30,25 @@ from .protocol import (ACCEPTED, CANCEL, CREDIT, DONE, ERROR, FRAME, HELLO, JOB_
                        PONG, PROGRESS, RESULT, SERVER_TYPES, SUBMIT, WELCOME, ErrorCode, Limits)
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
+HEARTBEAT_S = 1.0
+LIVENESS_S = 4.0      # four missed heartbeats: a dead backend is noticed within 5 s
+RECONNECT_S = 20.0
+REFUSED = "refused"   # BackendUnavailable code: the transport's security handshake failed
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CurveZMQ keys of a client: the backend's public key and this client's key pair (Z85 bytes)."""
+
+    server_public: bytes
+    client_public: bytes
+    client_secret: bytes
+
+    @classmethod
+    def from_files(cls, server_key_file: str, client_key_file: str) -> "CurveKeys":
+        """``server_key_file``: the backend's public ``NAME.key``; ``client_key_file``: this client's
+        ``NAME.key_secret`` (both written by ``livingportrait keys generate``). BadInput when unusable."""
+        return cls(load_public_key(server_key_file), *load_key_pair(client_key_file))
 
 
 @dataclass
@@ -104,26 +130,82 @@ class Finished:
     frames: int
 
 
-class BackendClient:
-    """One DEALER connection to a backend. Not thread-safe: use it from one thread."""
+@dataclass
+class ConnectionLost:
+    """The backend went silent for ``silent_s``; the stream is trying to reconnect for ``reconnect_s``."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, timeout_s: float = 5.0, limits: Limits | None = None):
+    address: str
+    silent_s: float
+    reconnect_s: float
+
+
+@dataclass
+class Resumed:
+    """The stream reconnected and re-submitted its job for ``frames_left`` frames."""
+
+    address: str
+    frames_left: int
+
+
+class BackendClient:
+    """One DEALER connection to a backend. Not thread-safe: use it from one thread.
+
+    ``curve``: CurveZMQ keys for a backend that requires them (any non-loopback one does).
+    ``heartbeat_s``, ``liveness_s``, ``reconnect_s``: see the module docstring.
+    """
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, timeout_s: float = 5.0, limits: Limits | None = None,
+                 curve: CurveKeys | None = None, heartbeat_s: float = HEARTBEAT_S,
+                 liveness_s: float = LIVENESS_S, reconnect_s: float = RECONNECT_S):
         import zmq
 
         self._zmq = zmq
         self.address = address
         self.timeout_s = float(timeout_s)
+        self.curve = curve
+        self.heartbeat_s = float(heartbeat_s)
+        self.liveness_s = float(liveness_s)
+        self.reconnect_s = float(reconnect_s)
         self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
-        self.sock.connect(address)
         self.limits = limits or Limits()
         self.info: dict | None = None
+        # Only messages for these ids are kept; late ones for finished jobs and ping answers are dropped.
         self._pending: dict[str, list[Message]] = {}
+        self._heartbeat_id = "heartbeat-" + uuid.uuid4().hex[:8]
+        self.last_heard = time.monotonic()
+        self._last_ping = 0.0
+        self._open_socket()
+
+    def _open_socket(self) -> None:
+        zmq = self._zmq
+        self.sock = self.ctx.socket(zmq.DEALER)
+        # LINGER 0: closing never waits on a dead backend; a lost credit or ping costs nothing that
+        # resume does not repair. SNDTIMEO: a send never blocks for ever when the queue is full.
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
+        self.sock.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
+        if self.curve is not None:
+            if not zmq.has("curve"):
+                raise BadInput("this pyzmq build has no CurveZMQ support; install the pyzmq wheel from PyPI")
+            self.sock.curve_serverkey = self.curve.server_public
+            self.sock.curve_publickey = self.curve.client_public
+            self.sock.curve_secretkey = self.curve.client_secret
+        # The monitor tells a refused key or a security mismatch apart from a backend that is not there.
+        self._monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        self.sock.connect(self.address)
 
     def close(self) -> None:
+        self._monitor.close(0)
         self.sock.close(0)
+
+    def reconnect(self, timeout_s: float | None = None) -> dict:
+        """Drop the connection, open a fresh one and shake hands (waiting at most ``timeout_s``)."""
+        self.close()
+        self._pending = {job_id: [] for job_id in self._pending}
+        self._open_socket()
+        return self.handshake(timeout_s)
 
     def __enter__(self) -> "BackendClient":
         return self
@@ -131,25 +213,73 @@ class BackendClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _unavailable(self, what: str) -> BackendUnavailable:
-        return BackendUnavailable(f"no answer from the backend at {self.address} within {self.timeout_s:g} s "
+    def _unavailable(self, what: str, waited_s: float | None = None) -> BackendUnavailable:
+        refused = self._handshake_failure()
+        if refused:
+            return BackendUnavailable(f"the backend at {self.address} refused the connection: {refused}",
+                                      REFUSED)
+        waited = self.timeout_s if waited_s is None else waited_s
+        return BackendUnavailable(f"no answer from the backend at {self.address} within {waited:g} s "
                                   f"({what}); start it with `livingportrait serve` or check the address")
+
+    def _handshake_failure(self) -> str | None:
+        """What the transport's security handshake said, if it failed (read from the monitor)."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        zmq = self._zmq
+        reason = None
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                reason = ("it does not know this client's CurveZMQ key; ask its operator to add your "
+                          "public NAME.key file to its authorised keys folder")
+            elif self.curve is None:
+                reason = ("it requires CurveZMQ; give the backend's public key and your key pair "
+                          "(`livingportrait keys generate`)")
+            else:
+                reason = ("the CurveZMQ handshake failed; check that the server key file is the backend's "
+                          "public key and that the backend uses CurveZMQ")
+        return reason
+
+    def _send(self, frames: list, copy: bool = True) -> None:
+        try:
+            self.sock.send_multipart(frames, copy=copy)
+        except self._zmq.Again:
+            raise self._unavailable("sending") from None
 
     def _recv(self, timeout_ms: int) -> Message | None:
         """One decoded message, or None if none arrived within ``timeout_ms``."""
         if not self.sock.poll(timeout_ms, self._zmq.POLLIN):
             return None
         frames = self.sock.recv_multipart(copy=False)
+        self.last_heard = time.monotonic()
         return decode(frames, self.limits, expect=SERVER_TYPES)
 
-    def _request(self, msg_type: str, expect: str) -> Message:
+    def _keep(self, msg: Message) -> None:
+        queue = self._pending.get(msg.id)
+        if queue is not None:
+            queue.append(msg)
+
+    def heartbeat(self) -> None:
+        """Ping the backend if a heartbeat is due (never blocks): it cancels the jobs of silent clients."""
+        now = time.monotonic()
+        if now - self._last_ping >= self.heartbeat_s:
+            self._last_ping = now
+            try:
+                self.sock.send_multipart(encode(PING, self._heartbeat_id), self._zmq.NOBLOCK)
+            except self._zmq.Again:
+                pass  # the backend is not taking messages; liveness will tell
+
+    def _request(self, msg_type: str, expect: str, fields: dict | None = None,
+                 timeout_s: float | None = None) -> Message:
         req_id = uuid.uuid4().hex
-        self.sock.send_multipart(encode(msg_type, req_id))
-        deadline = time.monotonic() + self.timeout_s
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        self._send(encode(msg_type, req_id, fields))
+        deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise self._unavailable(msg_type)
+                raise self._unavailable(msg_type, timeout_s)
             msg = self._recv(int(remaining * 1000) + 1)
             if msg is None:
                 continue
@@ -159,11 +289,11 @@ class BackendClient:
                 if msg.type != expect:
                     raise ProtocolError(f"backend answered {msg.type} to {msg_type}")
                 return msg
-            self._pending.setdefault(msg.id, []).append(msg)
+            self._keep(msg)
 
-    def handshake(self) -> dict:
+    def handshake(self, timeout_s: float | None = None) -> dict:
         """Say hello; returns the backend's WELCOME fields (protocol, engines, detectors, limits)."""
-        msg = self._request(HELLO, WELCOME)
+        msg = self._request(HELLO, WELCOME, {"heartbeat_ms": int(self.heartbeat_s * 1000)}, timeout_s)
         self.info = {k: v for k, v in msg.header.items() if k not in ("v", "type", "id", "buffers")}
         return self.info
 
@@ -173,13 +303,21 @@ class BackendClient:
     def submit(self, job: RenderJob | DetectJob) -> "JobStream":
         if self.info is None:
             self.handshake()
-        job_id = uuid.uuid4().hex
         if isinstance(job, RenderJob):
             os.makedirs(job.out_dir, exist_ok=True)
             if not os.access(job.out_dir, os.W_OK):
                 raise BadInput(f"{job.out_dir}: the output folder is not writable; choose another")
-        self.sock.send_multipart(job.message(job_id), copy=False)
-        return JobStream(self, job_id, job)
+        return JobStream(self, self._send_job(job), job)
+
+    def _send_job(self, job: RenderJob | DetectJob) -> str:
+        job_id = uuid.uuid4().hex
+        message = job.message(job_id)
+        self._pending[job_id] = []
+        self._send(message, copy=False)
+        return job_id
+
+    def _forget(self, job_id: str) -> None:
+        self._pending.pop(job_id, None)
 
     def _take(self, job_id: str, timeout_ms: int) -> Message | None:
         queued = self._pending.get(job_id)
@@ -190,7 +328,7 @@ class BackendClient:
             msg = self._recv(max(0, int((deadline - time.monotonic()) * 1000)))
             if msg is None or msg.id == job_id:
                 return msg
-            self._pending.setdefault(msg.id, []).append(msg)
+            self._keep(msg)
             if time.monotonic() >= deadline:
                 return None
 
@@ -220,6 +358,8 @@ class JobStream:
         self.error: LivingPortraitError | None = None
         self.result: LandmarkSequence | None = None
         self.last_heard = time.monotonic()
+        self.resumes = 0
+        self._frames_before = 0  # frames written before the current (re-)submission
 
     @property
     def progress(self) -> float:
@@ -230,24 +370,29 @@ class JobStream:
 
     def cancel(self) -> None:
         if not self.finished:
-            self.client.sock.send_multipart(encode(CANCEL, self.id))
+            self.client._send(encode(CANCEL, self.id))
 
     def poll(self, timeout_ms: int = 0) -> list:
-        """Handle what has arrived (waiting at most ``timeout_ms`` for the first message); returns events."""
+        """Handle what has arrived (waiting at most ``timeout_ms`` for the first message); returns events.
+        Also sends the client's heartbeat when one is due."""
         events = []
         wait = timeout_ms
         while not self.finished:
+            self.client.heartbeat()
             msg = self.client._take(self.id, wait)
             if msg is None:
                 break
             wait = 0
-            self.last_heard = time.monotonic()
             events.append(self._handle(msg))
+        # Any message proves the backend alive, the answers to our pings included.
+        self.last_heard = max(self.last_heard, self.client.last_heard)
+        if self.finished:
+            self.client._forget(self.id)
         return [e for e in events if e is not None]
 
     def _handle(self, msg: Message):
         if msg.type == ACCEPTED:
-            self.total = msg.header["frames"]
+            self.total = self._frames_before + msg.header["frames"]
         elif msg.type == PROGRESS:
             self.stage, self.stage_done, self.stage_total = (msg.header["stage"], msg.header["done"],
                                                             msg.header["total"])
@@ -262,12 +407,12 @@ class JobStream:
                                             if k not in ("landmarks", "frames", "confidence")})
         elif msg.type == DONE:
             self.finished = True
-            return Finished(msg.header["frames"])
+            return Finished(self._frames_before + msg.header["frames"])
         elif msg.type == ERROR:
             self.finished = True
             self.error = _error_from(msg)
             return self.error
-        return None
+        return None  # PONG: the backend's heartbeat for this job
 
     def _write_frame(self, msg: Message) -> FrameWritten:
         frame = msg.header["frame"]
@@ -277,19 +422,81 @@ class JobStream:
         path = os.path.join(self.job.out_dir, expected)
         write_bytes_atomic(path, msg.one("exr"))
         self.frames_written.append(frame)
-        self.client.sock.send_multipart(encode(CREDIT, self.id, {"credits": 1}))
+        self.client._send(encode(CREDIT, self.id, {"credits": 1}))
         return FrameWritten(frame, path)
 
-    def wait(self, on_event=None, idle_timeout_s: float | None = None) -> "JobStream":
-        """Block until the job ends. Raises the job's error; BackendUnavailable if the backend is silent
-        for ``idle_timeout_s`` (default: the client's timeout, at least 30 s while a job runs)."""
-        idle = idle_timeout_s if idle_timeout_s is not None else max(self.client.timeout_s, 30.0)
+    def frames_left(self) -> list[int]:
+        """The frame numbers of a render job that are not written yet, in order."""
+        job = self.job
+        if not isinstance(job, RenderJob):
+            return []
+        frames = [int(f) for f in job.driver.frames]
+        if job.frame_range is not None:
+            frames = [f for f in frames if job.frame_range[0] <= f <= job.frame_range[1]]
+        written = set(self.frames_written)
+        return [f for f in frames if f not in written]
+
+    def resume(self) -> int:
+        """Re-submit the job on the client's current connection for what is still missing (the frames not
+        written; a detect job whole). Returns how many frames are left (0: nothing to do, finished)."""
+        self.client._forget(self.id)
+        job = self.job
+        left = 0
+        if isinstance(job, RenderJob):
+            missing = self.frames_left()
+            left = len(missing)
+            if not missing:
+                self.finished = True
+                return 0
+            job = replace(job, frame_range=(missing[0], missing[-1]))
+            self._frames_before = sum(1 for f in self.frames_written if f < missing[0])
+        self.id = self.client._send_job(job)
+        self.resumes += 1
+        self.last_heard = time.monotonic()
+        return left
+
+    def wait(self, on_event=None, idle_timeout_s: float | None = None,
+             reconnect_s: float | None = None) -> "JobStream":
+        """Block until the job ends. Raises the job's error. When the backend is silent for
+        ``idle_timeout_s`` (default: the client's liveness time) it reconnects and resumes for up to
+        ``reconnect_s`` (default: the client's), reporting ConnectionLost / Resumed to ``on_event``;
+        BackendUnavailable when the backend does not come back in that window."""
+        idle = idle_timeout_s if idle_timeout_s is not None else self.client.liveness_s
+        window = self.client.reconnect_s if reconnect_s is None else reconnect_s
+        emit = on_event or (lambda event: None)
         while not self.finished:
             for event in self.poll(200):
-                if on_event is not None:
-                    on_event(event)
-            if not self.finished and time.monotonic() - self.last_heard > idle:
-                raise self.client._unavailable("the job went silent")
+                emit(event)
+            silent = time.monotonic() - self.last_heard
+            if not self.finished and silent > idle:
+                emit(ConnectionLost(self.client.address, silent, window))
+                self._reconnect(window, silent, emit)
         if self.error is not None:
             raise self.error
         return self
+
+    def _reconnect(self, window: float, silent: float, emit) -> None:
+        deadline = time.monotonic() + window
+        attempt_s = 0.5
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._gave_up(window, silent)
+            try:
+                self.client.reconnect(min(attempt_s, remaining))
+                break
+            except BackendUnavailable as err:
+                if err.code == REFUSED:
+                    raise  # a refused key will not be accepted by trying again
+            attempt_s = min(attempt_s * 2, 4.0)  # back off: each fresh socket waits longer for an answer
+        left = self.resume()
+        emit(Resumed(self.client.address, left))
+        if self.finished:
+            emit(Finished(len(self.frames_written)))
+
+    def _gave_up(self, window: float, silent: float) -> BackendUnavailable:
+        done = (f"; {len(self.frames_written)} frame(s) were written to {self.job.out_dir}"
+                if isinstance(self.job, RenderJob) else "")
+        return BackendUnavailable(f"the backend at {self.client.address} stopped answering (silent for "
+                                  f"{silent:.1f} s) and did not come back within {window:g} s{done}; "
+                                  "check that it is running (`livingportrait serve`) and try again")

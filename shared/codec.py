@@ -26,7 +26,7 @@ _STR, _INT, _NUM, _BOOL, _DICT, _LIST = str, int, (int, float), bool, dict, list
 
 # Per-type fields: name -> (python type(s), required). Unknown fields are ignored (forward compatible).
 FIELDS: dict[str, dict[str, tuple]] = {
-    HELLO: {"client": (_STR, False)},
+    HELLO: {"client": (_STR, False), "heartbeat_ms": (_INT, False)},
     SUBMIT: {"kind": (_STR, True), "engine": (_STR, False), "name": (_STR, False),
              "settings": (_DICT, False), "frame_range": (_LIST, False), "window": (_INT, False),
              "image_size": (_LIST, False), "detector": (_STR, False)},
@@ -34,7 +34,7 @@ FIELDS: dict[str, dict[str, tuple]] = {
     CREDIT: {"credits": (_INT, True)},
     PING: {},
     WELCOME: {"protocol": (_INT, True), "server": (_STR, True), "engines": (_LIST, True),
-              "detectors": (_LIST, True), "limits": (_DICT, True)},
+              "detectors": (_LIST, True), "limits": (_DICT, True), "heartbeat_ms": (_INT, False)},
     ACCEPTED: {"frames": (_INT, True)},
     PROGRESS: {"stage": (_STR, True), "done": (_INT, True), "total": (_INT, True),
                "message": (_STR, False)},
@@ -113,7 +113,7 @@ def decode(frames: list, limits: Limits = Limits(), expect: frozenset = CLIENT_T
                             ErrorCode.TOO_LARGE)
     try:
         header = json.loads(raw[0].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting overflows the parser
         raise ProtocolError(f"header is not valid UTF-8 JSON ({exc.__class__.__name__})") from None
     if not isinstance(header, dict):
         raise ProtocolError("header must be a JSON object")

@@ -32,6 +32,13 @@ def add_arguments(p) -> None:
                         "(default pose,expression)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="with --connect: seconds to wait for the backend to answer (default 5)")
+    p.add_argument("--reconnect", type=float, default=20.0, metavar="S",
+                   help="with --connect: when the backend goes silent, seconds to keep reconnecting and "
+                        "resuming before giving up (default 20)")
+    p.add_argument("--server-key", metavar="FILE",
+                   help="with --connect to a CurveZMQ backend: its public key file (NAME.key)")
+    p.add_argument("--client-key", metavar="FILE",
+                   help="with --connect to a CurveZMQ backend: this client's secret key file (NAME.key_secret)")
 
 
 def settings_from_args(args) -> dict:
@@ -84,19 +91,25 @@ def run(args) -> int:
 
 def _run_remote(args, driver, frame_range, points, settings) -> int:
     import os
+    import sys
 
-    from livingportrait_wire.client import BackendClient, FrameWritten, RenderJob
+    from livingportrait_wire.client import BackendClient, ConnectionLost, CurveKeys, FrameWritten, RenderJob, Resumed
+    from livingportrait_wire.errors import BadInput
 
     from ..farm import ensure_output_folder
     from ..images import read_portrait_file
     from ..progress import Progress
 
+    if (args.server_key is None) != (args.client_key is None):
+        raise BadInput("CurveZMQ needs both --server-key (the backend's NAME.key) and --client-key "
+                       "(your NAME.key_secret)")
+    curve = CurveKeys.from_files(args.server_key, args.client_key) if args.server_key else None
     ensure_output_folder(args.out)
     # Decode locally first: a file that is not an image is refused before anything is sent.
     portraits = [read_portrait_file(path)[0] for path in args.portrait]
     job = RenderJob(portraits, driver, args.out, args.name, args.engine, settings, frame_range, points,
                     [os.path.basename(p) for p in args.portrait])
-    with BackendClient(args.connect, timeout_s=args.timeout) as client:
+    with BackendClient(args.connect, timeout_s=args.timeout, curve=curve, reconnect_s=args.reconnect) as client:
         client.handshake()
         stream = client.submit(job)
         bar = None
@@ -106,6 +119,12 @@ def _run_remote(args, driver, frame_range, points, settings) -> int:
             if isinstance(event, FrameWritten):
                 bar = bar or Progress(stream.total, f"render {args.name}")
                 bar.update(len(stream.frames_written))
+            elif isinstance(event, ConnectionLost):
+                print(f"\nthe backend at {event.address} is silent ({event.silent_s:.1f} s); reconnecting for up "
+                      f"to {event.reconnect_s:g} s", file=sys.stderr, flush=True)
+            elif isinstance(event, Resumed):
+                print(f"reconnected to {event.address}; resuming {event.frames_left} frame(s)", file=sys.stderr,
+                      flush=True)
 
         try:
             stream.wait(on_event)
