@@ -1,0 +1,72 @@
+"""The server's "detect" job: track a performance on footage the client sends (the add-on's
+"Detect landmarks" on a movie clip), and send the landmark sequence back.
+
+The footage arrives as a movie file's bytes (``video``) or as encoded frames (``image`` buffers with a
+``frames`` array of their numbers). Tracking is the same as ``livingportrait track``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from typing import Callable
+
+import numpy as np
+
+from livingportrait_wire.codec import Message, array_buffer, encode
+from livingportrait_wire.errors import BadInput, Cancelled, ProtocolError
+from livingportrait_wire.protocol import ACCEPTED, DONE, PROGRESS, RESULT, Limits
+
+from .landmarks.smoothing import SmoothingOptions
+from .landmarks.tracking import TrackOptions, open_frames, track_frames
+
+
+def _images(msg: Message, limits: Limits):
+    import cv2
+
+    images = msg.buffers.get("image", [])
+    numbers = msg.optional("frames")
+    if numbers is None or numbers.shape != (len(images),):
+        raise ProtocolError("a detect job with images needs a 'frames' array with one number per image")
+    for number, data in zip(numbers.tolist(), images):
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise BadInput(f"frame {number}: not an image OpenCV can read")
+        if img.shape[0] * img.shape[1] > limits.max_image_pixels:
+            raise BadInput(f"frame {number}: exceeds the limit of {limits.max_image_pixels} pixels")
+        yield int(number), np.ascontiguousarray(img[:, :, ::-1])
+
+
+def run_detect_job(msg: Message, limits: Limits, cancel: threading.Event, send: Callable[[list], None]) -> None:
+    settings = msg.header.get("settings", {})
+    face_index = settings.get("face_index", 0)
+    if type(face_index) is not int or face_index < 0:
+        raise BadInput("face_index must be a whole number, 0 for the largest face")
+    smoothing = SmoothingOptions.parse(str(settings.get("smoothing", 1.0)))
+    options = TrackOptions(detector=msg.header.get("detector", "mediapipe"), face_index=face_index,
+                           smoothing=smoothing)
+    detector = options.make_detector()
+    with tempfile.TemporaryDirectory(prefix="livingportrait-detect-") as tmp:
+        if "video" in msg.buffers:
+            path = os.path.join(tmp, "footage")
+            with open(path, "wb") as f:
+                f.write(msg.one("video"))
+            frames, total = open_frames(path)
+        else:
+            frames, total = _images(msg, limits), len(msg.buffers.get("image", []))
+            if total == 0:
+                raise ProtocolError("a detect job needs a 'video' buffer or 'image' buffers")
+        send(encode(ACCEPTED, msg.id, {"frames": total}))
+
+        def progress(done: int) -> None:
+            if cancel.is_set():
+                raise Cancelled("the job was cancelled")
+            send(encode(PROGRESS, msg.id, {"stage": "detect", "done": done, "total": max(total, done)}))
+
+        seq = track_frames(frames, detector, options.face_index, options.smoothing, progress, source="footage")
+    buffers = [array_buffer("landmarks", seq.landmarks), array_buffer("frames", seq.frames)]
+    if seq.confidence is not None:
+        buffers.append(array_buffer("confidence", seq.confidence))
+    buffers += [array_buffer(name, np.asarray(value)) for name, value in seq.extras.items()]
+    send(encode(RESULT, msg.id, {"image_size": list(seq.image_size)}, buffers))
+    send(encode(DONE, msg.id, {"frames": len(seq)}))
