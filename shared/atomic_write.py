@@ -20,7 +20,7 @@ def atomic_writer(path: str | os.PathLike):
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=TEMP_SUFFIX, dir=folder)
     try:
         # mkstemp makes 0600 files; frames on shared storage must be readable like any new file.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -32,10 +32,14 @@ def atomic_writer(path: str | os.PathLike):
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    # Reading the umask means setting it; do it once, at import, not while other threads write files.
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -97,9 +97,7 @@ def test_atomic_write_leaves_nothing_when_interrupted(tmp_path):
 def test_atomic_writes_get_ordinary_permissions(tmp_path):
     from livingportrait_wire.atomic_write import write_bytes_atomic
 
-    old = os.umask(0o022)
-    try:
-        write_bytes_atomic(tmp_path / "f.exr", b"data")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "f.exr").stat().st_mode & 0o777 == 0o644
+    write_bytes_atomic(tmp_path / "f.exr", b"data")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "f.exr").stat().st_mode & 0o777 == 0o666 & ~umask
