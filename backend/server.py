@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from livingportrait_wire.codec import Message, decode, encode, error_frames
+from livingportrait_wire.codec import Message, decode, encode, error_frames, readable_id
 from livingportrait_wire.errors import Cancelled, LivingPortraitError, ProtocolError
 from livingportrait_wire.protocol import (ACCEPTED, CANCEL, CREDIT, DONE, FRAME, HELLO, JOB_DETECT, PING,
                                           PONG, PROGRESS, PROTOCOL_VERSION, SUBMIT, WELCOME, ErrorCode,
@@ -201,7 +201,7 @@ class Server:
             try:
                 msg = decode(body, self.limits)
             except ProtocolError as err:
-                self._send(client, error_frames(_peek_id(body), err.code, err.message))
+                self._send(client, error_frames(readable_id(body), err.code, err.message))
                 continue
             try:
                 self._handle(client, msg)
@@ -314,14 +314,3 @@ class Server:
             self.auth.stop()
         self.ctx.term()
 
-
-def _peek_id(body: list) -> str:
-    """The id of a message that failed to decode, when one can be read, so the client can match it."""
-    import json
-
-    try:
-        header = json.loads(bytes(getattr(body[0], "buffer", body[0])).decode("utf-8"))
-        msg_id = header.get("id") if isinstance(header, dict) else None
-        return msg_id if isinstance(msg_id, str) and 0 < len(msg_id) <= 128 else "-"
-    except Exception:
-        return "-"

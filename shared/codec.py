@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,10 @@ from .protocol import (ACCEPTED, CANCEL, CLIENT_TYPES, CREDIT, DONE, ERROR, FRAM
 ALLOWED_DTYPES = frozenset({"uint8", "uint16", "int32", "int64", "float16", "float32", "float64"})
 ENCODINGS = frozenset({"image", "video", "exr"})
 MAX_ID_LEN = 128
+# Deeper JSON than any real header needs is refused before parsing: the parser's recursion limit
+# depends on the caller's stack, so near it the same bytes would parse in one process and not another.
+MAX_NESTING = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 _STR, _INT, _NUM, _BOOL, _DICT, _LIST = str, int, (int, float), bool, dict, list
 
@@ -111,9 +116,11 @@ def decode(frames: list, limits: Limits = Limits(), expect: frozenset = CLIENT_T
     if len(raw[0]) > limits.max_header_bytes:
         raise ProtocolError(f"header is {len(raw[0])} bytes; the limit is {limits.max_header_bytes}",
                             ErrorCode.TOO_LARGE)
+    if _nesting_depth(raw[0]) > MAX_NESTING:
+        raise ProtocolError(f"header nests deeper than {MAX_NESTING} levels")
     try:
         header = json.loads(raw[0].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting overflows the parser
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"header is not valid UTF-8 JSON ({exc.__class__.__name__})") from None
     if not isinstance(header, dict):
         raise ProtocolError("header must be a JSON object")
@@ -132,6 +139,30 @@ def decode(frames: list, limits: Limits = Limits(), expect: frozenset = CLIENT_T
     _check_fields(msg_type, header)
     buffers = _decode_buffers(header, raw[1:], limits)
     return Message(msg_type, msg_id, header, buffers)
+
+
+def readable_id(frames: list) -> str:
+    """The id to answer a message that failed to decode with: its header's id when that can be read
+    (so the sender can match the error), ``"-"`` otherwise. Never raises."""
+    try:
+        raw = bytes(getattr(frames[0], "buffer", frames[0]))
+        if _nesting_depth(raw) > MAX_NESTING:
+            return "-"
+        header = json.loads(raw.decode("utf-8"))
+    except (IndexError, TypeError, UnicodeDecodeError, ValueError, RecursionError):
+        return "-"
+    msg_id = header.get("id") if isinstance(header, dict) else None
+    return msg_id if isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID_LEN else "-"
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """How deep brackets nest in JSON text, strings aside (an upper bound for malformed text)."""
+    codes = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    if codes.size == 0:
+        return 0
+    steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int32)
+             - np.isin(codes, (ord("]"), ord("}"))).astype(np.int32))
+    return int(np.cumsum(steps).max())
 
 
 def _check_fields(msg_type: str, header: dict) -> None:

@@ -38,6 +38,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import logging
+    import os
     import signal
     import sys
     import threading
@@ -59,6 +60,9 @@ def run(args) -> int:
         if getattr(args, f.name) < 1:
             raise BadInput(f"{_flag(f.name)} must be at least 1")
     limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
+    # OpenCV reads this once, when it loads: an image bomb far past the pixel limit is refused by the
+    # decoder before it allocates; up to 4x the limit still decodes, to be refused with a clear message.
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(4 * limits.max_image_pixels)
     if (args.server_key is None) != (args.authorized_keys is None):
         raise BadInput("CurveZMQ needs both --server-key and --authorized-keys")
     curve = ServerCurve.from_files(args.server_key, args.authorized_keys) if args.server_key else None
