@@ -52,7 +52,7 @@ def write_tracks(clip, seq, object_name: str = DEFAULT_OBJECT) -> None:
             if marker.frame not in clip_frames:
                 track.markers.delete_frame(marker.frame)
         for t, frame in enumerate(clip_frames):
-            marker = track.markers.insert(int(frame), (float(co[i, t, 0]), float(co[i, t, 1])))
+            marker = track.markers.insert_frame(int(frame), co=(float(co[i, t, 0]), float(co[i, t, 1])))
             marker.mute = False
 
 

@@ -69,7 +69,7 @@ def _node(tree, name, idname, location):
 def _link_if_free(tree, from_socket, to_socket, fresh: bool):
     """Link unless the artist already feeds ``to_socket`` from elsewhere (their comp is theirs); a
     tree this add-on just created only holds Blender's default link, which may go."""
-    if fresh or not to_socket.is_linked or to_socket.links[0].from_node.name.startswith(NODE_SEQUENCE):
+    if fresh or not to_socket.is_linked or to_socket.links[0].from_node.name == NODE_MATTE:
         tree.links.new(from_socket, to_socket)
 
 

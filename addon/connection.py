@@ -4,7 +4,7 @@ import os
 import bpy
 
 from . import local_backend, preferences
-from .wire.client import BackendClient
+from .wire.client import BackendClient, CurveKeys
 from .wire.errors import BackendUnavailable, BadInput
 
 
@@ -15,12 +15,16 @@ def log_path() -> str:
 
 
 def make_client(context=None) -> BackendClient:
+    """A client for the preferences' address, with CurveZMQ keys when both key files are set."""
     prefs = preferences.get(context)
+    curve = None
     if prefs.curve_server_public_key or prefs.curve_client_secret_key:
-        # The wire client has no CurveZMQ support yet: refuse rather than connect in the clear.
-        raise BadInput("CurveZMQ key files are set in the preferences, but this version's backend client "
-                       "cannot use them yet; clear them to reach a loopback backend")
-    return BackendClient(prefs.address, timeout_s=prefs.connect_timeout)
+        if not (prefs.curve_server_public_key and prefs.curve_client_secret_key):
+            raise BadInput("CurveZMQ needs both key files: the backend's public NAME.key and your "
+                           "NAME.key_secret (make them with `livingportrait keys generate`)")
+        curve = CurveKeys.from_files(bpy.path.abspath(prefs.curve_server_public_key),
+                                     bpy.path.abspath(prefs.curve_client_secret_key))
+    return BackendClient(prefs.address, timeout_s=prefs.connect_timeout, curve=curve)
 
 
 def connect(context=None):

@@ -73,17 +73,20 @@ class JobDriver:
             state.progress = float(self.stream.progress)
 
         try:
-            self.stream.wait(on_event=on_event, idle_timeout_s=self.silence_timeout_s)
-        except LivingPortraitError as err:
-            self._end(f"{self.kind}: {err.message}")
+            self.stream.wait(on_event=on_event, reconnect_s=self.silence_timeout_s)
+        except Exception as err:
+            self._end(f"{self.kind}: {getattr(err, 'message', err)}")
             raise
         self._finish()
 
     def _finish(self) -> None:
-        if self.stream.error is not None:
-            self._end(f"{self.kind}: {self.stream.error.message}")
-            raise self.stream.error
-        self.handler.on_done(self.stream)
+        try:
+            if self.stream.error is not None:
+                raise self.stream.error
+            self.handler.on_done(self.stream)
+        except Exception as err:  # the panel must never stay "running" after a failure
+            self._end(f"{self.kind}: {getattr(err, 'message', err)}")
+            raise
         job_state().progress = 1.0
         self._end(f"{self.kind}: done")
 

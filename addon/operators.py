@@ -10,6 +10,7 @@ from . import (clip_tracks, compositor, connection, frame_mapping, job_inputs, l
 from .job_runner import JobDriver, StreamOperatorMixin, job_state
 from .wire.client import DetectJob
 from .wire.errors import BadInput, LivingPortraitError
+from .wire.landmarks import LandmarkSequence
 
 
 class _ResultHandler:
@@ -60,8 +61,16 @@ def start_detect(context) -> JobDriver:
     object_name = settings.tracking_object or clip_tracks.DEFAULT_OBJECT
 
     def apply(seq):
-        seq.frames = np.asarray([to_scene[int(f)] for f in seq.frames], dtype=np.int32)
-        clip_tracks.write_tracks(clip, seq, object_name)
+        # The backend may track more of the footage than asked for; keep the job's frames.
+        keep = np.isin(seq.frames, footage)
+        missing = sorted(set(footage.tolist()) - set(seq.frames[keep].tolist()))
+        if missing:
+            raise BadInput(f"clip {clip.name!r}: the backend found no footage frame(s) "
+                           f"{frame_mapping.format_spans(missing)} in the movie; check the clip's length "
+                           "and frame offset")
+        scene_seq = LandmarkSequence(seq.landmarks[keep], [to_scene[int(f)] for f in seq.frames[keep]],
+                                     seq.image_size, None if seq.confidence is None else seq.confidence[keep])
+        clip_tracks.write_tracks(clip, scene_seq, object_name)
         settings.tracking_object = object_name
         settings.source = "CLIP"
 
@@ -165,15 +174,16 @@ class LIVINGPORTRAIT_OT_backend_check(bpy.types.Operator):
 
     def execute(self, context):
         state = job_state(context)
-        client = connection.make_client(context)
         try:
-            info = client.handshake()
+            client = connection.make_client(context)
+            try:
+                info = client.handshake()
+            finally:
+                client.close()
         except LivingPortraitError as err:
             state.backend_status = f"Unreachable: {err.message}"
             self.report({"ERROR"}, err.message)
             return {"CANCELLED"}
-        finally:
-            client.close()
         state.backend_status = (f"Connected: protocol {info['protocol']}, engines "
                                 f"{', '.join(info.get('engines', []))}")
         self.report({"INFO"}, state.backend_status)

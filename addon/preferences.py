@@ -15,9 +15,9 @@ class LivingPortraitPreferences(bpy.types.AddonPreferences):
         name="Connect Timeout", default=5.0, min=0.5, max=120.0, unit="TIME_ABSOLUTE",
         description="Seconds to wait for the backend's handshake before reporting it unreachable")
     silence_timeout: FloatProperty(
-        name="Job Silence Timeout", default=120.0, min=5.0, max=3600.0, unit="TIME_ABSOLUTE",
-        description="Seconds a running job may go without any message from the backend before it is "
-                    "reported lost")
+        name="Job Silence Timeout", default=30.0, min=5.0, max=3600.0, unit="TIME_ABSOLUTE",
+        description="Seconds a running job may hear nothing from the backend (its heartbeats included) "
+                    "before it is reported lost; background jobs keep reconnecting for this long")
     local_command: StringProperty(
         name="Backend Command", default="livingportrait", subtype="FILE_PATH",
         description="The livingportrait command (or its full path) used to start a local backend; "
@@ -27,10 +27,11 @@ class LivingPortraitPreferences(bpy.types.AddonPreferences):
         description="When a job finds no backend at a loopback address, start one with the command above")
     curve_server_public_key: StringProperty(
         name="Server Public Key", default="", subtype="FILE_PATH",
-        description="CurveZMQ public key file of a remote backend (leave empty on loopback)")
+        description="The backend's public NAME.key file (from `livingportrait keys generate`); "
+                    "empty on loopback")
     curve_client_secret_key: StringProperty(
         name="Client Secret Key", default="", subtype="FILE_PATH",
-        description="CurveZMQ secret key file of this client (leave empty on loopback)")
+        description="This client's NAME.key_secret file (keep it private); empty on loopback")
     default_output: StringProperty(
         name="Default Output Folder", default="//living_portrait/", subtype="DIR_PATH",
         description="Where EXR frames go when the panel names no folder ('//' is the .blend's folder)")

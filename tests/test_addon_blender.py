@@ -28,6 +28,9 @@ FRAME_START, FRAME_END = 11, 18  # scene frames; not 1, so any off-by-one in the
 CLIP_FRAME_START = 9  # the actor's clip starts two frames before the animated range
 SHIFT = np.array([3.0, 2.0])  # px per footage frame the actor's head moves (right, down)
 SIZE = 384
+# A still plane (marker coordinates, bottom-left origin, counter-clockwise from bottom-left) covering
+# the middle of the plate: an axis-aligned square, so its centre shows the sequence's centre.
+PLANE_CORNERS = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)]
 
 
 def free_port() -> int:
@@ -115,8 +118,31 @@ def backend():
         proc.wait(10)
 
 
+@pytest.fixture(scope="module")
+def curve_backend(work):
+    """A backend that admits only the artist's CurveZMQ key (keys made by `livingportrait keys`)."""
+    keys, authorised = work / "keys", work / "authorised"
+    cli = str(ROOT / ".venv" / "bin" / "livingportrait")
+    for name in ("server", "artist", "stranger"):
+        subprocess.run([cli, "keys", "generate", "--out", str(keys), "--name", name], check=True,
+                       capture_output=True)
+    authorised.mkdir()
+    (authorised / "artist.key").write_bytes((keys / "artist.key").read_bytes())
+    address = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([cli, "serve", "--bind", address, "--server-key", str(keys / "server.key_secret"),
+                             "--authorized-keys", str(authorised)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield {"address": address, "server_public": str(keys / "server.key"),
+               "client_secret": str(keys / "artist.key_secret"),
+               "stranger_secret": str(keys / "stranger.key_secret")}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.fixture(scope="module", params=sorted(BLENDERS))
-def blender(request, work, addon_zip, backend, portrait_png, driver_video, performance_npz,
+def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driver_video, performance_npz,
             long_performance_npz):
     """Run the scenarios in one Blender version; returns (observations, scenario folder)."""
     version = request.param
@@ -126,8 +152,10 @@ def blender(request, work, addon_zip, backend, portrait_png, driver_video, perfo
               "portrait": str(portrait_png[0]), "driver_video": str(driver_video),
               "performance": str(performance_npz), "long_performance": str(long_performance_npz),
               "frame_start": FRAME_START, "frame_end": FRAME_END,
-              "clip_frame_start": CLIP_FRAME_START, "unused_address": f"tcp://127.0.0.1:{free_port()}",
+              "clip_frame_start": CLIP_FRAME_START, "plane_corners": PLANE_CORNERS,
+              "unused_address": f"tcp://127.0.0.1:{free_port()}",
               "local_address": f"tcp://127.0.0.1:{free_port()}",
+              "curve": curve_backend,
               "livingportrait_command": str(ROOT / ".venv" / "bin" / "livingportrait")}
     (folder / "config.json").write_text(json.dumps(config))
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(folder / "user"))
@@ -146,6 +174,13 @@ def scenario(blender, name):
     obs = results[name]
     assert "failed" not in obs, obs.get("traceback", obs.get("failed"))
     return obs
+
+
+def reported(error):
+    """An operator's error report: present, and a message for a person, not a traceback."""
+    assert error, "the operator reported no error"
+    assert "Traceback" not in error, error
+    return error
 
 
 def read_exr(path):
@@ -209,6 +244,33 @@ def test_compositor_shows_the_right_frames_pixels_at_each_scene_frame(blender):
     assert np.abs(frames[FRAME_START]["RGBA"] - frames[FRAME_END]["RGBA"]).max() > 0.05
 
 
+def srgb_to_linear(v):
+    v = np.asarray(v, np.float64)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def test_pin_to_plane_puts_the_animation_on_the_plane_over_the_plate(blender, driver_video):
+    obs = scenario(blender, "pin_to_plane")
+    assert "no plane track 'No Such Plane'" in reported(obs["missing_error"]) and "Plane Track" in obs["missing_error"]
+    assert obs["error"] is None
+    (scene_frame, render_path), = obs["renders"].items()
+    comp = read_exr(render_path)["RGBA"]
+    sequence = read_exr(blender[1] / "frames_file" / f"fromfile.{int(scene_frame):04d}.exr")["RGBA"]
+    c, r = SIZE // 2, 6
+    # The plane's centre shows the sequence's centre (scaled by half, so compare small-window means).
+    inside = comp[c - r:c + r, c - r:c + r, :3].mean(axis=(0, 1))
+    expected = sequence[SIZE // 2 - 2 * r:SIZE // 2 + 2 * r, SIZE // 2 - 2 * r:SIZE // 2 + 2 * r, :3].mean(axis=(0, 1))
+    assert np.abs(inside - expected).max() < 0.03, (inside, expected)
+    # Outside the plane: the plate, i.e. the clip's footage frame for this scene frame.
+    cap = cv2.VideoCapture(str(driver_video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, obs["clip_frame"] - 1)
+    ok, bgr = cap.read()
+    assert ok
+    plate = srgb_to_linear(bgr[..., ::-1] / 255.0)
+    corner = (slice(4, 40), slice(4, 40))
+    assert np.abs(comp[corner][..., :3].mean(axis=(0, 1)) - plate[corner].mean(axis=(0, 1))).max() < 0.03
+
+
 def test_detect_landmarks_brings_68_named_tracks_on_clip_frames(blender):
     obs = scenario(blender, "detect_tracks")
     assert obs["error"] is None
@@ -230,21 +292,27 @@ def test_detected_tracks_follow_the_actors_motion_in_blenders_coordinates(blende
     assert np.allclose(moved, [SHIFT[0] * frames_apart, -SHIFT[1] * frames_apart], atol=3.0), moved
 
 
-def test_animate_from_clip_tracks(blender):
-    obs = scenario(blender, "animate_clip")
+def test_animate_from_detected_tracks(blender):
+    obs = scenario(blender, "animate_detected")
+    assert obs["error"] is None
+    assert obs["files"] == frame_files("fromdetected", FRAME_START, FRAME_END)
+
+
+def test_animate_from_tracks_the_artist_has_on_a_clip(blender):
+    obs = scenario(blender, "artist_tracks")
     assert obs["error"] is None
     assert obs["files"] == frame_files("fromclip", FRAME_START, FRAME_END)
 
 
 def test_tracks_with_gaps_are_reported_with_track_and_frame(blender):
     obs = scenario(blender, "track_gaps")
-    assert "tracks with gaps: outer_lips.51 at scene frames 13" in obs["error"]
+    assert "tracks with gaps: outer_lips.51 at scene frames 13" in reported(obs["error"])
     assert obs["files"] == []
 
 
 def test_wrong_track_count_is_reported(blender):
     obs = scenario(blender, "wrong_track_count")
-    assert "wrong track count: the clip has 12 tracks" in obs["error"]
+    assert "wrong track count: the clip has 12 tracks" in reported(obs["error"])
     assert obs["files"] == []
 
 
@@ -282,13 +350,13 @@ def test_cancel_stops_the_job_and_leaves_only_whole_frames(blender):
 
 def test_missing_portrait_image_is_reported_and_nothing_written(blender):
     obs = scenario(blender, "missing_image")
-    assert obs["error"] and "missing image" in obs["error"] and "gone.png" in obs["error"]
+    assert "missing image" in reported(obs["error"]) and "gone.png" in obs["error"]
     assert obs["files"] == []
 
 
 def test_unreachable_backend_is_reported_within_the_timeout(blender):
     obs = scenario(blender, "unreachable")
-    assert "no answer from the backend" in obs["error"]
+    assert "no answer from the backend" in reported(obs["error"])
     assert obs["elapsed"] < 1.0 + 2.0
     assert obs["files"] == []
 
@@ -301,3 +369,10 @@ def test_local_backend_starts_and_stops_from_preferences(blender):
     assert obs["log"].startswith(str(blender[1] / "user"))
     with pytest.raises(ProcessLookupError):
         os.kill(obs["pid"], 0)
+
+
+def test_curvezmq_keys_from_preferences_reach_a_secured_backend(blender):
+    obs = scenario(blender, "curve")
+    assert obs["authorised"] is None
+    assert "does not know this client's CurveZMQ key" in reported(obs["stranger"])
+    assert "needs both key files" in reported(obs["half"])

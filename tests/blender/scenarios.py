@@ -44,7 +44,7 @@ def files_in(folder):
     return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
 
-def render_compositor(scene, frames, folder, size):
+def render_compositor(scene, frames, folder, size, tag):
     """Render the compositor at each scene frame to a float EXR; returns {frame: path}."""
     scene.render.engine = "CYCLES"
     scene.cycles.samples = 1
@@ -58,10 +58,27 @@ def render_compositor(scene, frames, folder, size):
     out = {}
     for frame in frames:
         scene.frame_set(frame)
-        scene.render.filepath = os.path.join(folder, f"comp_{frame:04d}.exr")
+        scene.render.filepath = os.path.join(folder, f"{tag}_comp_{frame:04d}.exr")
         bpy.ops.render.render(write_still=True)
         out[str(frame)] = scene.render.filepath
     return out
+
+
+def make_plane_track(clip, corners):
+    """Four corner tracks held still over the clip, and a plane track made from them by Blender's own
+    operator in a Movie Clip Editor (the way an artist makes one)."""
+    for i, (x, y) in enumerate(corners):
+        track = clip.tracking.tracks.new(name=f"corner.{i}", frame=1)
+        for frame in range(1, clip.frame_duration + 1):
+            track.markers.insert_frame(frame, co=(x, y))
+        track.select = True
+    window = bpy.context.window_manager.windows[0]
+    area = window.screen.areas[0]
+    area.type = "CLIP_EDITOR"
+    area.spaces.active.clip = clip
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        bpy.ops.clip.create_plane_track()
 
 
 def main(config_path, results_path):
@@ -112,7 +129,7 @@ def main(config_path, results_path):
         node = tree.nodes.get(lp.compositor.NODE_SEQUENCE)
         matte = tree.nodes.get(lp.compositor.NODE_MATTE)
         first, last = cfg["frame_start"], cfg["frame_end"]
-        renders = render_compositor(scene, [first, first + 2, last], work, tuple(portrait.size))
+        renders = render_compositor(scene, [first, first + 2, last], work, tuple(portrait.size), "sequence")
         return {"error": error, "elapsed": elapsed, "files": files_in(settings.output_dir),
                 "node": None if node is None else {
                     "image": bpy.path.abspath(node.image.filepath), "source": node.image.source,
@@ -121,6 +138,22 @@ def main(config_path, results_path):
                 "matte_linked": matte is not None and matte.inputs["Alpha"].is_linked
                 and matte.inputs["Alpha"].links[0].from_socket.name == "matte",
                 "renders": renders, "job_message": bpy.context.window_manager.living_portrait_job.message}
+
+    @record(results, "pin_to_plane")
+    def _():
+        plate = bpy.data.movieclips.load(cfg["driver_video"])
+        plate.name = "plate"
+        plate.frame_start = cfg["clip_frame_start"]
+        make_plane_track(plate, cfg["plane_corners"])
+        settings.clip = plate
+        settings.plane_track = "No Such Plane"
+        missing_error = op_error(lambda: bpy.ops.living_portrait.pin_to_plane())
+        settings.plane_track = "Plane Track"
+        error = op_error(lambda: bpy.ops.living_portrait.pin_to_plane())
+        frame = cfg["frame_start"] + 2
+        renders = render_compositor(scene, [frame], work, tuple(plate.size), "pin")
+        return {"error": error, "missing_error": missing_error, "renders": renders,
+                "clip_frame": frame - plate.frame_start + 1}
 
     @record(results, "detect_tracks")
     def _():
@@ -143,8 +176,26 @@ def main(config_path, results_path):
                 "co_first_clip_frame": co["first"], "co_last_clip_frame": co["last"],
                 "source_after": settings.source}
 
-    @record(results, "animate_clip")
+    @record(results, "animate_detected")
     def _():
+        settings.source = "CLIP"
+        settings.output_dir = os.path.join(work, "frames_detected")
+        settings.sequence_name = "fromdetected"
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        return {"error": error, "files": files_in(settings.output_dir)}
+
+    @record(results, "artist_tracks")
+    def _():
+        # Tracks the artist already has on a clip: the performance file's points, placed with the
+        # add-on's own writer as if tracked by hand, on a clip that starts at another scene frame.
+        clip = bpy.data.movieclips.load(cfg["driver_video"])
+        clip.name = "artist"
+        clip.frame_start = cfg["clip_frame_start"]
+        seq = lp.wire.landmarks.load_sequence(cfg["performance"])
+        seq.frames = np.arange(cfg["frame_start"], cfg["frame_start"] + len(seq), dtype=np.int32)
+        lp.clip_tracks.write_tracks(clip, seq, "Face")
+        settings.clip = clip
+        settings.tracking_object = "Face"
         settings.source = "CLIP"
         settings.output_dir = os.path.join(work, "frames_clip")
         settings.sequence_name = "fromclip"
@@ -280,6 +331,22 @@ def main(config_path, results_path):
         return {"start_error": start_error, "check_error": check_error, "status": status, "pid": pid,
                 "stop_error": stop_error, "running_after_stop": lp.local_backend.LOCAL.running,
                 "log": lp.local_backend.LOCAL.log_path}
+
+    @record(results, "curve")
+    def _():
+        keys = cfg["curve"]
+        prefs.address = keys["address"]
+        prefs.connect_timeout = 10.0
+        outcome = {}
+        for label, secret in (("authorised", keys["client_secret"]), ("stranger", keys["stranger_secret"]),
+                              ("half", "")):
+            prefs.curve_server_public_key = keys["server_public"] if label != "half" else ""
+            prefs.curve_client_secret_key = secret or keys["client_secret"]
+            outcome[label] = op_error(lambda: bpy.ops.living_portrait.backend_check())
+        outcome["status"] = bpy.context.window_manager.living_portrait_job.backend_status
+        prefs.curve_server_public_key = prefs.curve_client_secret_key = ""
+        prefs.address = cfg["address"]
+        return outcome
 
     bpy.ops.preferences.addon_disable(module="bl_ext.user_default.living_portrait")
     with open(results_path, "w") as f:
