@@ -32,6 +32,13 @@ def add_arguments(p) -> None:
                         "(default pose,expression)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="with --connect: seconds to wait for the backend to answer (default 5)")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="fewshot engine: model checkpoint folder (or its model.safetensors) on the backend "
+                        "machine; relative paths resolve against $LIVINGPORTRAIT_MODELS")
+    p.add_argument("--finetune-steps", type=int, metavar="N",
+                   help="fewshot engine: fine-tune on the portrait shots for N steps (default 0: embed only)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                   help="fewshot engine: where the model runs (default auto: a GPU if there is one)")
     p.add_argument("--reconnect", type=float, default=20.0, metavar="S",
                    help="with --connect: when the backend goes silent, seconds to keep reconnecting and "
                         "resuming before giving up (default 20)")
@@ -42,8 +49,10 @@ def add_arguments(p) -> None:
 
 
 def settings_from_args(args) -> dict:
-    return {"mode": args.mode, "neutral_frame": args.neutral_frame,
-            "expression_scale": args.expression_scale, "regions": args.regions}
+    settings = {"mode": args.mode, "neutral_frame": args.neutral_frame,
+                "expression_scale": args.expression_scale, "regions": args.regions}
+    neural = {"checkpoint": args.checkpoint, "finetune_steps": args.finetune_steps, "device": args.device}
+    return {**settings, **{k: v for k, v in neural.items() if v is not None}}
 
 
 def load_portrait_landmarks(path: str):

@@ -13,6 +13,7 @@ imported only when created, so a warp-only backend never imports torch.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Callable, Protocol
 
 import numpy as np
@@ -34,6 +35,8 @@ class Engine(Protocol):
 # name -> (module, class, a cheap check that it can run here)
 _REGISTRY: dict[str, tuple[str, str, Callable[[], bool]]] = {
     "warp": ("livingportrait_backend.engines.warp", "WarpEngine", lambda: True),
+    "fewshot": ("livingportrait_backend.engines.fewshot", "FewShotEngine",
+                lambda: all(importlib.util.find_spec(m) is not None for m in ("torch", "safetensors"))),
 }
 
 
