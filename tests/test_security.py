@@ -1,0 +1,178 @@
+"""Security: loopback by default, CurveZMQ for anything else, key files with private secrets, only
+authorised keys served, no path traversal at any door, and no pickle anywhere."""
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from livingportrait_backend.cli import main
+from livingportrait_wire.client import BackendClient, CurveKeys
+from livingportrait_wire.codec import decode
+from livingportrait_wire.errors import BackendUnavailable, BadInput
+from livingportrait_wire.landmarks import save_sequence
+from livingportrait_wire.protocol import ERROR, PONG, SERVER_TYPES, ErrorCode
+
+from backend_process import BackendProcess
+from small_render_job import performance, portrait_png, render_job
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def serve_refusal(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "livingportrait_backend", "serve", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """A server key pair, an authorised client (alice) and an unknown one (mallory)."""
+    root = tmp_path_factory.mktemp("keys")
+    for folder, name in (("server", "server"), ("alice", "alice"), ("mallory", "mallory")):
+        assert main(["keys", "generate", "--out", str(root / folder), "--name", name]) == 0
+    authorised = root / "authorised"
+    authorised.mkdir()
+    (authorised / "alice.key").write_bytes((root / "alice" / "alice.key").read_bytes())
+    return root
+
+
+def test_keys_generate_writes_a_public_file_and_a_private_secret_file(keys, capsys):
+    secret = keys / "alice" / "alice.key_secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE((keys / "alice" / "alice.key").stat().st_mode) == 0o644
+    assert "secret-key" in secret.read_text() and "secret-key" not in (keys / "alice" / "alice.key").read_text()
+    # An existing pair is never replaced, and a name cannot leave the folder.
+    assert main(["keys", "generate", "--out", str(keys / "alice"), "--name", "alice"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["keys", "generate", "--out", str(keys / "alice"), "--name", "../escape"]) == 2
+    assert not (keys / "escape.key").exists()
+
+
+def test_non_loopback_bind_without_keys_is_refused():
+    result = serve_refusal("--bind", "tcp://0.0.0.0:0")
+    assert result.returncode == 2
+    assert "needs CurveZMQ keys" in result.stderr and "--server-key" in result.stderr
+    assert "listening" not in result.stdout
+
+
+def test_world_readable_server_secret_is_refused(keys, tmp_path):
+    leaked = tmp_path / "server.key_secret"
+    leaked.write_bytes((keys / "server" / "server.key_secret").read_bytes())
+    leaked.chmod(0o644)
+    result = serve_refusal("--bind", "tcp://0.0.0.0:0", "--server-key", str(leaked),
+                           "--authorized-keys", str(keys / "authorised"))
+    assert result.returncode == 2 and "chmod 600" in result.stderr
+
+
+def test_non_loopback_bind_with_keys_serves_authorised_clients(keys):
+    proc = BackendProcess("--bind", "tcp://0.0.0.0:*", "--server-key", str(keys / "server" / "server.key_secret"),
+                          "--authorized-keys", str(keys / "authorised"))
+    try:
+        port = proc.address.rsplit(":", 1)[1]
+        assert proc.address.startswith("tcp://0.0.0.0:")
+        with BackendClient(f"tcp://127.0.0.1:{port}", curve=curve(keys, "alice")) as client:
+            assert client.handshake()["protocol"] == 1
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def curve_backend(keys):
+    proc = BackendProcess("--server-key", str(keys / "server" / "server.key_secret"),
+                          "--authorized-keys", str(keys / "authorised"))
+    yield proc
+    proc.stop()
+
+
+def curve(keys, who: str) -> CurveKeys:
+    return CurveKeys.from_files(str(keys / "server" / "server.key"), str(keys / who / f"{who}.key_secret"))
+
+
+def test_an_authorised_key_is_served(curve_backend, keys, tmp_path):
+    with BackendClient(curve_backend.address, curve=curve(keys, "alice")) as client:
+        stream = client.submit(render_job(tmp_path, frames=3)).wait()
+    assert stream.frames_written == [1, 2, 3]
+
+
+def test_an_unknown_key_is_rejected_with_a_clear_message(curve_backend, keys):
+    with BackendClient(curve_backend.address, timeout_s=3, curve=curve(keys, "mallory")) as client:
+        with pytest.raises(BackendUnavailable, match="does not know this client's CurveZMQ key"):
+            client.handshake()
+
+
+def test_a_client_without_keys_gets_nothing_from_a_curve_backend(curve_backend):
+    with BackendClient(curve_backend.address, timeout_s=2) as client:
+        with pytest.raises(BackendUnavailable):
+            client.handshake()
+
+
+def test_a_public_key_file_is_not_taken_for_a_secret_one(keys):
+    with pytest.raises(BadInput, match="holds no secret key"):
+        CurveKeys.from_files(str(keys / "server" / "server.key"), str(keys / "alice" / "alice.key"))
+
+
+TRAVERSAL_NAMES = ["../evil", "..", "/tmp/evil", "a/../../evil", "x\\..\\evil", ".evil"]
+
+
+@pytest.mark.parametrize("name", TRAVERSAL_NAMES)
+def test_traversal_names_are_refused_by_the_cli_in_both_modes(tmp_path, name, capsys):
+    (tmp_path / "portrait.png").write_bytes(portrait_png())
+    save_sequence(performance(2), tmp_path / "perf.npz")
+    root = tmp_path / "root" / "out"
+    for extra in ([], ["--connect", "tcp://127.0.0.1:9"]):  # farm mode, client mode
+        code = main(["render", "--portrait", str(tmp_path / "portrait.png"), "--driver", str(tmp_path / "perf.npz"),
+                     "--out", str(root), "--name", name, *extra])
+        assert code == 2 and "is not allowed" in capsys.readouterr().err
+    assert not list((tmp_path / "root").rglob("*.exr")) and not list(Path("/tmp").glob("evil*.exr"))
+
+
+def test_traversal_names_are_refused_on_the_wire(backend, tmp_path):
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(backend.address)
+    try:
+        job = render_job(tmp_path, frames=2)
+        for i, name in enumerate(TRAVERSAL_NAMES):
+            sock.send_multipart(_message_with_name(job, f"job{i}", name))
+            msg = None
+            while msg is None or msg.type == PONG:  # PONG: the job's heartbeat while a worker looks at it
+                assert sock.poll(30_000)
+                msg = decode(sock.recv_multipart(), expect=SERVER_TYPES)
+            assert msg.id == f"job{i}" and msg.type == ERROR and msg.header["code"] == ErrorCode.BAD_INPUT
+    finally:
+        sock.close(0)
+
+
+def _message_with_name(job, job_id, name):
+    """RenderJob.message refuses such names itself: put the name into the header by hand."""
+    import json
+
+    frames = job.message(job_id)
+    header = json.loads(frames[0])
+    header["name"] = name
+    return [json.dumps(header).encode()] + frames[1:]
+
+
+def python_sources():
+    for folder in ("backend", "shared", "addon"):
+        yield from (ROOT / folder).rglob("*.py")
+
+
+def test_nothing_unpickles_and_checkpoints_load_weights_only():
+    offenders = []
+    for path in python_sources():
+        text = path.read_text()
+        # (Importing pickle only to catch UnpicklingError from a library is fine; calling it is not.)
+        for pattern in (r"pickle\.(loads?|dumps?|Unpickler)\b", r"recv_pyobj|send_pyobj", r"allow_pickle\s*=\s*True",
+                        r"weights_only\s*=\s*False", r"\bimport (dill|joblib|cPickle)\b"):
+            if re.search(pattern, text):
+                offenders.append(f"{path}: {pattern}")
+        for call in re.finditer(r"torch\.load\(([^)]*)\)", text):
+            if not re.search(r"weights_only\s*=\s*True", call.group(1)):
+                offenders.append(f"{path}: {call.group(0)}")
+    assert not offenders
