@@ -376,3 +376,24 @@ def test_curvezmq_keys_from_preferences_reach_a_secured_backend(blender):
     assert obs["authorised"] is None
     assert "does not know this client's CurveZMQ key" in reported(obs["stranger"])
     assert "needs both key files" in reported(obs["half"])
+
+
+def test_panel_draws_every_setting_with_real_properties_and_operators(blender):
+    obs = scenario(blender, "panel")
+    assert all(obs["registered"])
+    for source, log in obs["drawn"].items():
+        props = {entry[2] for entry in log if entry[0] == "prop"}
+        assert all(entry[3] for entry in log if entry[0] == "prop"), log
+        assert all(entry[2] for entry in log if entry[0] in ("operator", "uilist")), log
+        assert {"portraits", "source", "engine", "motion_mode", "smoothing", "expression_scale", "regions",
+                "finetune_steps", "use_scene_range", "frame_start", "frame_end", "output_dir"} <= props
+        ops = {entry[1] for entry in log if entry[0] == "operator"}
+        assert "living_portrait.animate" in ops and "living_portrait.backend_check" in ops
+    assert "living_portrait.detect_landmarks" in {e[1] for e in obs["drawn"]["CLIP"] if e[0] == "operator"}
+    assert "living_portrait.create_rig" in {e[1] for e in obs["drawn"]["RIG"] if e[0] == "operator"}
+    assert "performance_file" in {e[2] for e in obs["drawn"]["FILE"] if e[0] == "prop"}
+    # While a job runs: its progress bar and a Cancel button instead of Animate.
+    running = obs["running"]
+    assert ["progress", "Animate: 25%"] in running
+    ops = {entry[1] for entry in running if entry[0] == "operator"}
+    assert "living_portrait.cancel" in ops and "living_portrait.animate" not in ops

@@ -81,6 +81,40 @@ def make_plane_track(clip, corners):
         bpy.ops.clip.create_plane_track()
 
 
+class LayoutRecorder:
+    """Stands in for Blender's UILayout (which only exists while a window draws) and records what a
+    panel's draw function asks for: each property by its RNA path and each operator by id."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def _sub(self, *args, **kwargs):
+        return LayoutRecorder(self.log)
+
+    row = column = box = split = _sub
+
+    def prop(self, data, name, **kwargs):
+        self.log.append(("prop", data.bl_rna.identifier, name, name in data.bl_rna.properties))
+
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        self.log.append(("operator", idname, hasattr(getattr(bpy.ops, module), name)))
+        return type("OperatorProperties", (), {})()
+
+    def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kwargs):
+        self.log.append(("prop", data.bl_rna.identifier, prop, prop in data.bl_rna.properties))
+        self.log.append(("uilist", list_type, hasattr(bpy.types, list_type)))
+
+    def template_ID(self, data, prop, **kwargs):
+        self.log.append(("prop", data.bl_rna.identifier, prop, prop in data.bl_rna.properties))
+
+    def label(self, **kwargs):
+        self.log.append(("label", kwargs.get("text", "")))
+
+    def progress(self, **kwargs):
+        self.log.append(("progress", kwargs.get("text", "")))
+
+
 def main(config_path, results_path):
     with open(config_path) as f:
         cfg = json.load(f)
@@ -331,6 +365,27 @@ def main(config_path, results_path):
         return {"start_error": start_error, "check_error": check_error, "status": status, "pid": pid,
                 "stop_error": stop_error, "running_after_stop": lp.local_backend.LOCAL.running,
                 "log": lp.local_backend.LOCAL.log_path}
+
+    @record(results, "panel")
+    def _():
+        from bl_ext.user_default.living_portrait import panels
+        drawn = {}
+        for source in ("CLIP", "RIG", "FILE"):
+            settings.source = source
+            settings.engine = "fewshot"
+            settings.use_scene_range = False
+            log = []
+            panels.draw_panel(LayoutRecorder(log), bpy.context)
+            drawn[source] = log
+        settings.engine, settings.use_scene_range = "warp", True
+        state = bpy.context.window_manager.living_portrait_job
+        state.running, state.progress, state.message = True, 0.25, "Animate: 25%"
+        running = []
+        panels.draw_panel(LayoutRecorder(running), bpy.context)
+        state.running = False
+        return {"drawn": drawn, "running": running,
+                "registered": [hasattr(bpy.types, n) for n in ("LIVINGPORTRAIT_PT_compositor",
+                                                               "LIVINGPORTRAIT_PT_clip")]}
 
     @record(results, "curve")
     def _():
