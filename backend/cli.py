@@ -21,6 +21,7 @@ COMMANDS = {
     "prepare": "prepare",
     "convert-weights": "convert_weights",
     "keys": "keys",
+    "track": "track",
 }
 
 

@@ -28,17 +28,21 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 @dataclass(frozen=True)
 class TrackOptions:
     """``detector`` a registry name; ``face_index`` 0 = the largest face on the first frame with one;
-    ``smoothing`` the temporal clean-up; ``fan_weights`` a folder holding the fan detector's files."""
+    ``smoothing`` the temporal clean-up; ``fan_weights`` a folder holding the fan detector's files;
+    ``fan_download`` lets the fan detector download missing weights (connected machines only)."""
 
     detector: str = "mediapipe"
     face_index: int = 0
     smoothing: SmoothingOptions = field(default_factory=SmoothingOptions)
     fan_weights: str | None = None
+    fan_download: bool = False
 
     def make_detector(self) -> Detector:
         if self.face_index < 0:
             raise BadInput(f"--face-index: {self.face_index} is negative; 0 is the largest face")
-        options = {"weights_dir": self.fan_weights} if self.detector == "fan" and self.fan_weights else {}
+        options = {}
+        if self.detector == "fan":
+            options = {"weights_dir": self.fan_weights, "download": self.fan_download}
         return get_detector(self.detector, **options)
 
 
