@@ -1,6 +1,8 @@
 """`livingportrait render`: animate a portrait with a performance into an EXR sequence."""
 from __future__ import annotations
 
+from .track import add_track_arguments, load_driver_from_args
+
 HELP = ("Render an EXR sequence: in-process (farm mode, resumable, idempotent per frame) or, with "
         "--connect, as a client of a running `livingportrait serve`.")
 
@@ -9,8 +11,9 @@ def add_arguments(p) -> None:
     p.add_argument("--portrait", required=True, action="append", metavar="IMG",
                    help="portrait image (PNG, JPEG, TIFF, EXR); repeat for more shots of the same face, "
                         "the first is animated")
-    p.add_argument("--driver", required=True, metavar="PERF.npz",
-                   help="the performance: a landmark sequence file (.npz, 68-point iBUG layout)")
+    p.add_argument("--driver", required=True, metavar="PERF.npz|VIDEO|DIR",
+                   help="the performance: a landmark sequence file (.npz, 68-point iBUG layout), or a video "
+                        "or folder of frames to track first (with --detector and the options below)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for NAME.####.exr")
     p.add_argument("--name", default="portrait", help="sequence name (default: portrait)")
     p.add_argument("--frames", metavar="A-B", help="frame range to render (default: every driver frame)")
@@ -46,6 +49,7 @@ def add_arguments(p) -> None:
                    help="with --connect to a CurveZMQ backend: its public key file (NAME.key)")
     p.add_argument("--client-key", metavar="FILE",
                    help="with --connect to a CurveZMQ backend: this client's secret key file (NAME.key_secret)")
+    add_track_arguments(p, detector=False)  # for a --driver video: the same options as `track`
 
 
 def settings_from_args(args) -> dict:
@@ -75,12 +79,11 @@ def load_portrait_landmarks(path: str):
 def run(args) -> int:
     import os
 
-    from livingportrait_wire.landmarks import load_sequence
     from livingportrait_wire.naming import check_name, parse_frame_range
 
     check_name(args.name)
     frame_range = parse_frame_range(args.frames) if args.frames else None
-    driver = load_sequence(args.driver)
+    driver = load_driver_from_args(args)
     points = load_portrait_landmarks(args.portrait_landmarks) if args.portrait_landmarks else None
     settings = settings_from_args(args)
     if args.connect:

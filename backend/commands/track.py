@@ -72,6 +72,21 @@ def report_missing(seq, stream) -> None:
               "with confidence 0", file=stream)
 
 
+def load_driver_from_args(args):
+    """`render --driver`: a .npz performance as it is, or a video / folder of frames tracked with the
+    same options as `track` (progress and frames without a face reported as `track` does)."""
+    import sys
+
+    from livingportrait_backend.landmarks.tracking import load_driver
+
+    progress, on_progress = tracking_progress("track driver")
+    seq = load_driver(args.driver, track_options_from_args(args), on_progress)
+    if progress.total:  # it was tracked, not read from a file
+        progress.close()
+        report_missing(seq, sys.stderr)
+    return seq
+
+
 def run(args) -> int:
     import os
     import sys
