@@ -31,7 +31,7 @@ from .protocol import (ACCEPTED, CANCEL, CREDIT, DONE, ERROR, FRAME, HELLO, JOB_
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 HEARTBEAT_S = 1.0
-LIVENESS_S = 4.0      # four missed heartbeats: a dead backend is noticed within 5 s
+LIVENESS_S = 3.5      # three and a half missed heartbeats: a dead backend is noticed within 5 s
 RECONNECT_S = 20.0
 REFUSED = "refused"   # BackendUnavailable code: the transport's security handshake failed
 
