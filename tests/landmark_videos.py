@@ -2,6 +2,7 @@
 sensor-like noise, encoded by OpenCV's video writer. Used by the landmark tests and bench_landmarks.
 
 Known positions: the astronaut's own detected landmarks carried through each frame's affine map.
+Also the two measures the smoothing tests and the bench share: jitter and lag.
 """
 from __future__ import annotations
 
@@ -76,3 +77,22 @@ def still_photo(size: int = 384) -> np.ndarray:
 def known_positions(points: np.ndarray, affines: np.ndarray) -> np.ndarray:
     """(T, 68, 2): the still photo's landmarks ``points`` (68, 2) carried through each affine."""
     return np.einsum("tij,kj->tki", affines[:, :, :2], points) + affines[:, None, :, 2]
+
+
+def jitter(points):
+    """Mean frame-to-frame motion of the points, pixels."""
+    return float(np.linalg.norm(np.diff(points, axis=0), axis=2).mean())
+
+
+def lag_frames(reference, delayed):
+    """How many frames ``delayed`` trails ``reference`` (both (T, 68, 2)): the peak of the
+    cross-correlation of their frame-to-frame motion, refined to a fraction of a frame."""
+    a = np.diff(reference.reshape(len(reference), -1), axis=0)
+    b = np.diff(delayed.reshape(len(delayed), -1), axis=0)
+    lags = np.arange(-5, 6)
+    corr = np.array([np.sum(a[5:-5] * np.roll(b, -lag, axis=0)[5:-5]) for lag in lags])
+    i = int(np.argmax(corr))
+    if i in (0, len(lags) - 1):
+        return float(lags[i])  # at the edge of the search: no neighbours to refine with
+    y0, y1, y2 = corr[i - 1], corr[i], corr[i + 1]
+    return float(lags[i] + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2))

@@ -3,7 +3,7 @@ tracked by the offline detector, then smoothed. Jitter goes down, the head does 
 size, blinks survive, frame gaps are respected, and the raw track stays recoverable."""
 import numpy as np
 import pytest
-from landmark_videos import make_driver_video
+from landmark_videos import jitter, lag_frames, make_driver_video
 
 from livingportrait_backend.landmarks.retarget import head_poses
 from livingportrait_backend.landmarks.smoothing import SmoothingOptions, smooth_points, smooth_sequence
@@ -13,23 +13,6 @@ from livingportrait_wire.landmarks import LandmarkSequence
 from livingportrait_wire.layout import interocular_distance
 
 OFF = TrackOptions(smoothing=SmoothingOptions(0.0))
-
-
-def jitter(points):
-    """Mean frame-to-frame motion of the points, pixels."""
-    return float(np.linalg.norm(np.diff(points, axis=0), axis=2).mean())
-
-
-def lag_frames(reference, delayed):
-    """How many frames ``delayed`` trails ``reference`` (both (T, 68, 2)): the peak of the
-    cross-correlation of their frame-to-frame motion, refined to a fraction of a frame."""
-    a = np.diff(reference.reshape(len(reference), -1), axis=0)
-    b = np.diff(delayed.reshape(len(delayed), -1), axis=0)
-    lags = np.arange(-5, 6)
-    corr = np.array([np.sum(a[5:-5] * np.roll(b, -lag, axis=0)[5:-5]) for lag in lags])
-    i = int(np.argmax(corr))
-    y0, y1, y2 = corr[i - 1], corr[i], corr[i + 1]
-    return float(lags[i] + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2))
 
 
 @pytest.fixture(scope="module")
