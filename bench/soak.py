@@ -90,18 +90,23 @@ def check_exr(path: str) -> bool:
 
 
 # ---- 1. hostile messages ------------------------------------------------------------------------
-def soak_hostile(count: int, seed: int, work: str) -> bool:
+def soak_hostile(count: int, seed: int, work: str, warm_up: int = 1000) -> bool:
     backend = BackendProcess(*SMALL_LIMITS)
     log = drain_stderr(backend)
     rng = random.Random(seed)
     hostile = HostileClient(backend.address)
-    stop = threading.Event()
+    stop, rendering, idle = threading.Event(), threading.Event(), threading.Event()
     honest = {"jobs": 0, "errors": []}
 
     def honest_client():
         # Rendering beside the flood: the backend must keep serving the well-mannered.
         with BackendClient(backend.address) as client:
             while not stop.is_set():
+                if not rendering.is_set():
+                    idle.set()
+                    rendering.wait(0.1)
+                    continue
+                idle.clear()
                 try:
                     stream = client.submit(render_job(os.path.join(work, "honest"), name="honest", frames=12))
                     stream.wait()
@@ -109,18 +114,25 @@ def soak_hostile(count: int, seed: int, work: str) -> bool:
                 except LivingPortraitError as err:
                     honest["errors"].append(err.message)
                     return
+        idle.set()
+
+    def idle_rss() -> int:
+        rendering.clear()
+        idle.wait(60)
+        rss = idle_rss_kib(backend.pid)
+        rendering.set()
+        return rss
 
     outcomes: collections.Counter = collections.Counter()
     crashes = hangs = wrong = 0
+    thread = threading.Thread(target=honest_client)
+    thread.start()
+    rendering.set()
     try:
-        for _ in range(300):  # warm-up: every code path loaded once before the baseline
+        # Warm-up, honest client included: every code path and thread has run before the baseline.
+        for _ in range(warm_up):
             hostile.send_and_check(hostile_message(rng, hostile.limits))
-        with BackendClient(backend.address) as client:
-            client.submit(render_job(os.path.join(work, "honest"), name="honest", frames=12)).wait()
-        rss_start = idle_rss_kib(backend.pid)
-        rss_series = [rss_start]
-        thread = threading.Thread(target=honest_client)
-        thread.start()
+        rss_series = [idle_rss()]
         started = time.monotonic()
         for i in range(count):
             try:
@@ -134,26 +146,25 @@ def soak_hostile(count: int, seed: int, work: str) -> bool:
                 else:
                     wrong += 1
                     print(f"  wrong answer: {str(err)[:300]}")
-            if (i + 1) % 1000 == 0:
-                rss_series.append(rss_kib(backend.pid))
+            if (i + 1) % 2000 == 0:
+                rss_series.append(idle_rss())
         elapsed = time.monotonic() - started
-        stop.set()
-        thread.join(60)
-        rss_end = idle_rss_kib(backend.pid)
     finally:
         stop.set()
+        rendering.set()
+        thread.join(60)
         hostile.close()
         crashed = backend.proc.poll() is not None
         backend.stop()
     crashes += crashed
+    rss_start, rss_end = rss_series[0], rss_series[-1]
     growth = (rss_end - rss_start) / rss_start * 100
     answered = sum(outcomes.values())
     print(f"1. hostile: {answered} of {count} messages answered or dropped as documented in {elapsed:.1f} s "
           f"({answered / elapsed:.0f}/s); crashes {crashes}, hangs {hangs}, wrong answers {wrong}")
     print(f"   outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-    print(f"   backend RSS idle: {rss_start / 1024:.1f} MiB after warm-up, {rss_end / 1024:.1f} MiB at the end: "
-          f"growth {growth:+.1f} %; while busy, every 1000 messages (MiB): "
-          + " ".join(f"{r / 1024:.0f}" for r in rss_series))
+    print(f"   backend RSS when idle, after {warm_up} warm-up messages then every 2000 (MiB): "
+          + " ".join(f"{r / 1024:.1f}" for r in rss_series) + f": growth {growth:+.1f} %")
     print(f"   honest client beside the flood: {honest['jobs']} jobs of 12 frames done, "
           f"{len(honest['errors'])} failed {honest['errors'][:1]}; backend log lines: {len(log)}")
     return (crashes == 0 and hangs == 0 and wrong == 0 and answered == count and growth < 10
