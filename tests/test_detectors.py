@@ -1,5 +1,6 @@
 """Detectors behind one interface, on real photographs: the astronaut, moved by known affine maps,
 several faces in one frame, and images with no face."""
+import os
 import subprocess
 import sys
 
@@ -117,14 +118,22 @@ def test_unknown_detector_lists_the_known_ones():
         get_detector("dlib")
 
 
-def test_listing_detectors_imports_no_model_package():
+def list_detectors_in_a_fresh_process(torch_home):
+    """(available_detectors(), the model packages that listing imported), in a new interpreter."""
     code = ("import sys; from livingportrait_backend.detectors import available_detectors as a; "
             "print(a()); print([m for m in ('torch', 'mediapipe', 'face_alignment') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    listed, imported = out.strip().splitlines()
-    assert listed == "['mediapipe', 'fan']"
-    assert imported == "[]"
-    assert available_detectors() == ["mediapipe", "fan"]
+    env = {**os.environ, "TORCH_HOME": str(torch_home)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return out.stdout.strip().splitlines()
+
+
+def test_listing_detectors_imports_no_model_package_and_needs_fan_weights(tmp_path):
+    assert list_detectors_in_a_fresh_process(tmp_path / "empty") == ["['mediapipe']", "[]"]
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in ("2DFAN4-11f355bf06.pth.tar", "s3fd-619a316812.pth"):
+        (checkpoints / name).write_bytes(b"weights")
+    assert list_detectors_in_a_fresh_process(tmp_path) == ["['mediapipe', 'fan']", "[]"]
 
 
 def test_a_small_face_in_a_wide_frame_is_found(mediapipe, astronaut, astronaut_face):

@@ -40,7 +40,8 @@ class Detector(Protocol):
         ...
 
 
-# name -> (module under this package, class name, top-level packages it needs at run time)
+# name -> (module under this package, class name, top-level packages it needs at run time). A module
+# may define ``ready()`` -> bool, a cheap check (no heavy imports) that its model files are in place.
 _REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "mediapipe": ("mediapipe_mesh", "MediapipeMeshDetector", ("mediapipe",)),
     "fan": ("fan", "FanDetector", ("face_alignment", "torch")),
@@ -48,9 +49,16 @@ _REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 
 def available_detectors() -> list[str]:
-    """Names of the detectors whose packages are installed here (nothing is imported or loaded)."""
-    return [name for name, (_, _, needs) in _REGISTRY.items()
-            if all(importlib.util.find_spec(pkg) is not None for pkg in needs)]
+    """Names of the detectors usable here as they stand: packages installed and model files in place
+    (nothing heavy is imported, no model is loaded)."""
+    usable = []
+    for name, (module_name, _, needs) in _REGISTRY.items():
+        if not all(importlib.util.find_spec(pkg) is not None for pkg in needs):
+            continue
+        ready = getattr(importlib.import_module(f"{__name__}.{module_name}"), "ready", None)
+        if ready is None or ready():
+            usable.append(name)
+    return usable
 
 
 def get_detector(name: str, **options) -> Detector:

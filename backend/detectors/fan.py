@@ -39,6 +39,15 @@ def hub_checkpoints_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def ready() -> bool:
+    """Whether both checkpoints are in torch hub's default cache, checked without importing torch
+    (for the list of usable detectors; --fan-weights DIR can still supply them per job)."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch")
+    checkpoints = Path(torch_home) / "hub" / "checkpoints"
+    return all((checkpoints / name).is_file() for name in WEIGHT_URLS)
+
+
 def find_weights(weights_dir: str | os.PathLike | None) -> dict[str, Path]:
     """The path of each needed file, searched in ``weights_dir`` and then the hub cache.
     Raises BadInput listing the missing files, the folders searched and the download addresses."""
