@@ -40,10 +40,6 @@ class Similarity:
         return Similarity(self.scale * other.scale, self.angle + other.angle,
                           other.matrix @ self.translation + other.translation)
 
-    @classmethod
-    def identity(cls) -> "Similarity":
-        return cls(1.0, 0.0, np.zeros(2))
-
 
 def fit_similarity(source: np.ndarray, target: np.ndarray) -> Similarity:
     """Least-squares similarity taking ``source`` (N, 2) onto ``target`` (N, 2) (Umeyama's method,
