@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--eval-every", type=int, default=0,
                         help="log the held-out reconstruction L1 every N steps (synthetic data only)")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="stop cleanly with a checkpoint after this many minutes (a job's time limit)")
     parser.add_argument("--threads", type=int, help="CPU threads per process (torch default otherwise)")
     parser.add_argument("--dry-run", action="store_true",
                         help="build the networks, print parameter counts and generator multiply-adds, exit")
@@ -87,7 +89,7 @@ def run(args) -> int:
     opts = RunOptions(data=args.data, out=args.out, steps=args.steps, seed=args.seed, device=args.device,
                       amp=not args.no_amp, vgg19=args.vgg19, vggface=args.vggface, log_every=args.log_every,
                       image_every=args.image_every, checkpoint_every=args.checkpoint_every,
-                      eval_every=args.eval_every)
+                      eval_every=args.eval_every, max_minutes=args.max_minutes)
     group = distributed.setup(args.device)
     try:
         return Trainer(cfg, opts, group).run()

@@ -197,6 +197,9 @@ class SyntheticTalkingHeads:
     def frame_count(self, video: int) -> int:
         return self.frames_per_video
 
+    def identity(self, video: int) -> Identity:
+        return self._video(video)[0]
+
     def _video(self, video: int) -> tuple[Identity, np.ndarray]:
         if video not in self._identities:
             rng = np.random.default_rng([self.seed, video])

@@ -55,6 +55,7 @@ class RunOptions:
     image_every: int = 200
     checkpoint_every: int = 500
     eval_every: int = 0  # held-out reconstruction error every N steps (synthetic data only); 0 = never
+    max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this much wall time; 0 = no limit
 
 
 class TalkingHead(nn.Module):
@@ -223,13 +224,15 @@ class Trainer:
                     err = reconstruction_error(self.embedder, self.generator, self.held_out,
                                                self.cfg.training.k_shots, device=self.device)
                     self.log.scalars(self.step, {"eval/held_out_l1": err})
-                stop = distributed.any_rank(self._stop, self.group)
+                out_of_time = bool(opts.max_minutes) and time.monotonic() - start > 60 * opts.max_minutes
+                stop = distributed.any_rank(self._stop or out_of_time, self.group)
                 if stop or self.step % opts.checkpoint_every == 0 or self.step == opts.steps:
                     self.save()
                 if progress:
                     progress.update(self.step, f"G {losses['loss_g/total']:.3f} D {losses['loss_d/hinge']:.3f}")
                 if stop:
-                    self.log.info(f"stopped at step {self.step} on request; checkpoint saved; "
+                    why = "on request" if self._stop else f"after --max-minutes {opts.max_minutes:g}"
+                    self.log.info(f"stopped at step {self.step} {why}; checkpoint saved; "
                                   "run the same command again to resume")
                     break
         finally:
