@@ -1,7 +1,7 @@
 """Meta-learning episodes: K shots + a target per video, deterministic by (seed, step), split by rank."""
 import numpy as np
 
-from livingportrait_backend.data.episodes import EpisodeLoader
+from livingportrait_backend.data.episodes import EpisodeLoader, Prefetcher
 from livingportrait_backend.data.synthetic import SyntheticTalkingHeads
 
 
@@ -25,3 +25,15 @@ def test_ranks_split_the_global_batch():
     parts = [EpisodeLoader(data, 2, 4, seed=1, rank=r, world_size=2).batch(3) for r in range(2)]
     assert np.array_equal(np.concatenate([p.video for p in parts]), whole.video)
     assert np.array_equal(np.concatenate([p.shots for p in parts]), whole.shots)
+
+
+def test_prefetching_threads_change_no_batch():
+    data = SyntheticTalkingHeads(12, 32, seed=0, frames_per_video=16)
+    loader = EpisodeLoader(data, 2, 4, seed=3)
+    prefetch = Prefetcher(EpisodeLoader(data, 2, 4, seed=3), workers=2)
+    try:
+        for step in (0, 1, 2, 5, 6):  # a jump, as after a resume
+            a, b = loader.batch(step), prefetch.batch(step)
+            assert np.array_equal(a.shots, b.shots) and np.array_equal(a.target_image, b.target_image)
+    finally:
+        prefetch.close()

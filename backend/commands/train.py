@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="log the held-out reconstruction L1 every N steps (synthetic data only)")
     parser.add_argument("--max-minutes", type=float, default=0.0,
                         help="stop cleanly with a checkpoint after this many minutes (a job's time limit)")
+    parser.add_argument("--loader-workers", type=int, default=-1,
+                        help="threads preparing the next episodes (default: 4 on GPU, none on CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads per process (torch default otherwise)")
     parser.add_argument("--dry-run", action="store_true",
                         help="build the networks, print parameter counts and generator multiply-adds, exit")
@@ -89,7 +91,8 @@ def run(args) -> int:
     opts = RunOptions(data=args.data, out=args.out, steps=args.steps, seed=args.seed, device=args.device,
                       amp=not args.no_amp, vgg19=args.vgg19, vggface=args.vggface, log_every=args.log_every,
                       image_every=args.image_every, checkpoint_every=args.checkpoint_every,
-                      eval_every=args.eval_every, max_minutes=args.max_minutes)
+                      eval_every=args.eval_every, max_minutes=args.max_minutes,
+                      loader_workers=args.loader_workers)
     group = distributed.setup(args.device)
     try:
         return Trainer(cfg, opts, group).run()

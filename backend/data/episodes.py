@@ -79,3 +79,35 @@ class EpisodeLoader:
                     target_image[j] = to_network(image)
                     target_raster[j] = raster_for(points, s)
         return Episodes(shots, target_image, target_raster, videos[lo:lo + share].astype(np.int64))
+
+
+class Prefetcher:
+    """Builds ``loader.batch(step)`` for the next steps on worker threads while the caller trains.
+
+    Frame decoding, rendering and raster drawing (numpy, zlib, OpenCV) release the GIL, so threads
+    overlap them with GPU work. Batches are a pure function of the step, so prefetching changes no
+    result. ``workers`` = 0 builds each batch on the caller's thread (the right choice on a busy CPU).
+    """
+
+    def __init__(self, loader: EpisodeLoader, workers: int):
+        self.loader = loader
+        self.workers = workers
+        self._pool = None
+        self._pending: dict[int, object] = {}
+        if workers > 0:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="episodes")
+
+    def batch(self, step: int) -> Episodes:
+        if self._pool is None:
+            return self.loader.batch(step)
+        for ahead in range(step, step + self.workers + 1):
+            if ahead not in self._pending:
+                self._pending[ahead] = self._pool.submit(self.loader.batch, ahead)
+        for old in [s for s in self._pending if s < step]:
+            self._pending.pop(old).cancel()
+        return self._pending.pop(step).result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

@@ -7,6 +7,7 @@ the crop (top-left origin), ``source_frames`` int32 (T,) frame numbers in the so
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -30,6 +31,7 @@ class PreparedVideos:
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_videos = cache_videos
         self._counts: dict[int, int] = {}
+        self._lock = threading.Lock()  # the episode prefetcher reads from several threads
         frames, _ = self._load(0)
         self.resolution = int(frames.shape[1])
 
@@ -40,9 +42,10 @@ class PreparedVideos:
         return self.files[video][: -len(SUFFIX)]
 
     def _load(self, video: int) -> tuple[np.ndarray, np.ndarray]:
-        if video in self._cache:
-            self._cache.move_to_end(video)
-            return self._cache[video]
+        with self._lock:
+            if video in self._cache:
+                self._cache.move_to_end(video)
+                return self._cache[video]
         path = os.path.join(self.folder, self.files[video])
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -51,9 +54,10 @@ class PreparedVideos:
             raise BadInput(f"{path}: not a prepared video ({err}); delete it and re-run prepare") from None
         if frames.ndim != 4 or frames.dtype != np.uint8 or landmarks.shape != (frames.shape[0], 68, 2):
             raise BadInput(f"{path}: frames/landmarks have the wrong shapes; delete it and re-run prepare")
-        self._cache[video] = (frames, landmarks)
-        if len(self._cache) > self._cache_videos:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[video] = (frames, landmarks)
+            if len(self._cache) > self._cache_videos:
+                self._cache.popitem(last=False)
         return frames, landmarks
 
     def frame_count(self, video: int) -> int:

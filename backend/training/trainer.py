@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from livingportrait_backend.data.episodes import EpisodeLoader
+from livingportrait_backend.data.episodes import EpisodeLoader, Prefetcher
 from livingportrait_backend.data.source import held_out, open_dataset
 from livingportrait_backend.model import checkpoint
 from livingportrait_backend.model.config import ModelConfig
@@ -56,6 +56,7 @@ class RunOptions:
     checkpoint_every: int = 500
     eval_every: int = 0  # held-out reconstruction error every N steps (synthetic data only); 0 = never
     max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this much wall time; 0 = no limit
+    loader_workers: int = -1  # threads building the next episodes; -1 = 4 on GPU, 0 (inline) on CPU
 
 
 class TalkingHead(nn.Module):
@@ -121,6 +122,8 @@ class Trainer:
         else:
             self.head_ddp, self.d_ddp = self.head, self.discriminator
         self.use_amp = opts.amp and self.device.type == "cuda"
+        workers = opts.loader_workers if opts.loader_workers >= 0 else (4 if self.device.type == "cuda" else 0)
+        self.episodes = Prefetcher(self.loader, workers)
         self._stop = False
 
     def _perceptual(self, path: str | None, network: str, taps: tuple[int, ...]):
@@ -148,7 +151,7 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         lw = self.cfg.losses
-        ep = self.loader.batch(self.step)
+        ep = self.episodes.batch(self.step)
         dev = self.device
         shots = torch.from_numpy(ep.shots).to(dev, non_blocking=True)
         real = torch.from_numpy(ep.target_image).to(dev, non_blocking=True)
@@ -237,6 +240,7 @@ class Trainer:
                     break
         finally:
             signal.signal(signal.SIGINT, previous)
+            self.episodes.close()
             if progress:
                 progress.close()
             self.log.close()
