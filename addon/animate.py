@@ -7,24 +7,22 @@ from . import compositor, connection, frame_mapping, job_inputs, preferences
 from .job_runner import JobDriver, StreamOperatorMixin
 from .wire.client import FrameWritten, RenderJob
 
-REFRESH_INTERVAL_S = 0.5  # reloading the sequence on every frame would thrash the image cache
+REFRESH_INTERVAL_S = 0.5  # re-evaluating the compositor on every frame would thrash it
 
 
 class AnimateHandler:
-    """Wires the sequence into the compositor when its first frame lands, then reloads it as frames
+    """Wires the sequence into the compositor when its first frame lands, then refreshes it as frames
     land (at most every REFRESH_INTERVAL_S, and once at the end)."""
 
     def __init__(self, scene, first_file: str, timing: frame_mapping.SequenceTiming):
         self.scene, self.first_file, self.timing = scene, first_file, timing
         self.node = None
-        self.frames_landed = 0
         self.last_refresh = 0.0
 
     def on_events(self, events) -> None:
         landed = [e for e in events if isinstance(e, FrameWritten)]
         if not landed:
             return
-        self.frames_landed += len(landed)
         if self.node is None:
             # Blender swaps the frame number into whichever file of the sequence it is given.
             self.node = compositor.show_sequence(self.scene, landed[0].path, self.timing)
@@ -33,14 +31,15 @@ class AnimateHandler:
             compositor.refresh_sequence(self.scene)
             self.last_refresh = time.monotonic()
 
-    def on_done(self, stream) -> None:
+    def on_done(self, result) -> None:
         if self.node is None:
             self.node = compositor.show_sequence(self.scene, self.first_file, self.timing)
         compositor.refresh_sequence(self.scene)
 
 
 def start_animate(context) -> JobDriver:
-    """Build the render job from the panel's settings, submit it and return its driver."""
+    """The render job built from the panel's settings, in a driver (``start()`` runs it on a worker
+    thread, ``run_blocking()`` here)."""
     scene = context.scene
     settings = scene.living_portrait
     first, last = job_inputs.frame_range(scene, settings)
@@ -50,13 +49,11 @@ def start_animate(context) -> JobDriver:
                     engine=settings.engine, settings=job_inputs.engine_settings(settings),
                     frame_range=(first, last), portrait_landmarks=job_inputs.portrait_landmarks(settings),
                     portrait_names=[image.name for image in job_inputs.portrait_images(settings)])
-    client, _info = connection.connect(context)
-    stream = client.submit(job)
     files = (int(driver_seq.frames[0]), int(driver_seq.frames[-1]))
     timing = frame_mapping.sequence_timing(files[0], files[1], first_scene_frame=files[0])
     handler = AnimateHandler(scene, compositor.first_file_path(job.out_dir, job.name, files[0]), timing)
     prefs = preferences.get(context)
-    return JobDriver(stream, handler, "Animate", prefs.silence_timeout, context)
+    return JobDriver(connection.connector(context), job, handler, "Animate", prefs.silence_timeout, context)
 
 
 class LIVINGPORTRAIT_OT_animate(StreamOperatorMixin, bpy.types.Operator):

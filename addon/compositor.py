@@ -90,7 +90,7 @@ def show_sequence(scene, first_file: str, timing: SequenceTiming):
     node.frame_duration = timing.frame_duration
     node.use_cyclic = False
     node.use_auto_refresh = True
-    image.reload()
+    image.buffers_free()  # frames of an earlier run under the same name must not linger in the cache
     matte = _node(tree, NODE_MATTE, "CompositorNodeSetAlpha", (0, 0))
     tree.links.new(node.outputs[0], matte.inputs["Image"])
     if MATTE_SOCKET in node.outputs:
@@ -100,11 +100,17 @@ def show_sequence(scene, first_file: str, timing: SequenceTiming):
 
 
 def refresh_sequence(scene) -> None:
-    """Reload the sequence so frames that landed since the last look are shown."""
+    """Show frames that landed since the last look.
+
+    Frees the sequence's cached frames (a file may have been rewritten) and tags the compositor for
+    re-evaluation; Blender loads the shown frame lazily. ``Image.reload()`` would instead load it at
+    once, on the main thread (about 0.3 s per 1080p EXR here).
+    """
     tree = compositor_tree(scene)
     node = tree.nodes.get(NODE_SEQUENCE)
     if node is not None and node.image is not None:
-        node.image.reload()
+        node.image.buffers_free()
+        tree.update_tag()
 
 
 def pin_to_plane(scene, clip, tracking_object: str, plane_track: str):

@@ -1,4 +1,8 @@
-"""Reaching the backend from Blender: a client built from the preferences, a local backend on demand."""
+"""Reaching the backend from Blender: the preferences turned into a connector, a local backend on demand.
+
+``connector(context)`` reads the preferences on Blender's main thread and returns a plain function
+that connects without touching bpy, so a job's worker thread can make (and own) its socket.
+"""
 import os
 
 import bpy
@@ -14,33 +18,43 @@ def log_path() -> str:
     return os.path.join(folder, "backend.log")
 
 
+def _curve_keys(prefs):
+    if not (prefs.curve_server_public_key or prefs.curve_client_secret_key):
+        return None
+    if not (prefs.curve_server_public_key and prefs.curve_client_secret_key):
+        raise BadInput("CurveZMQ needs both key files: the backend's public NAME.key and your "
+                       "NAME.key_secret (make them with `livingportrait keys generate`)")
+    return CurveKeys.from_files(bpy.path.abspath(prefs.curve_server_public_key),
+                                bpy.path.abspath(prefs.curve_client_secret_key))
+
+
 def make_client(context=None) -> BackendClient:
     """A client for the preferences' address, with CurveZMQ keys when both key files are set."""
     prefs = preferences.get(context)
-    curve = None
-    if prefs.curve_server_public_key or prefs.curve_client_secret_key:
-        if not (prefs.curve_server_public_key and prefs.curve_client_secret_key):
-            raise BadInput("CurveZMQ needs both key files: the backend's public NAME.key and your "
-                           "NAME.key_secret (make them with `livingportrait keys generate`)")
-        curve = CurveKeys.from_files(bpy.path.abspath(prefs.curve_server_public_key),
-                                     bpy.path.abspath(prefs.curve_client_secret_key))
-    return BackendClient(prefs.address, timeout_s=prefs.connect_timeout, curve=curve)
+    return BackendClient(prefs.address, timeout_s=prefs.connect_timeout, curve=_curve_keys(prefs))
 
 
-def connect(context=None):
-    """A client that has shaken hands with the backend, and the backend's handshake info.
+def connector(context=None):
+    """A bpy-free ``connect() -> (client, handshake info)`` for the preferences' backend.
 
-    When the backend does not answer and the preferences allow it, a local backend is started and
-    asked again. Raises BackendUnavailable with the address and what to do.
+    When the backend does not answer and the preferences allow it, ``connect`` starts a local backend
+    and asks again. It raises BackendUnavailable with the address and what to do.
     """
     prefs = preferences.get(context)
-    client = make_client(context)
-    try:
+    address, timeout_s, curve = prefs.address, prefs.connect_timeout, _curve_keys(prefs)
+    start_local = prefs.start_local_automatically
+    command, log = prefs.local_command, log_path()
+
+    def connect():
+        client = BackendClient(address, timeout_s=timeout_s, curve=curve)
+        try:
+            return client, client.handshake()
+        except BackendUnavailable:
+            client.close()
+            if not start_local:
+                raise
+        local_backend.LOCAL.start(command, address, log)
+        client = BackendClient(address, timeout_s=timeout_s, curve=curve)
         return client, client.handshake()
-    except BackendUnavailable:
-        client.close()
-        if not prefs.start_local_automatically:
-            raise
-    local_backend.LOCAL.start(prefs.local_command, prefs.address, log_path())
-    client = make_client(context)
-    return client, client.handshake()
+
+    return connect

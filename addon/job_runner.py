@@ -1,17 +1,23 @@
 """Running a backend job from Blender without freezing it.
 
-A ``JobDriver`` owns one job stream. Interactively, a modal operator calls ``step()`` on a window
-timer: it only takes what has already arrived (``poll(0)``), so the UI never waits on the socket.
-In background mode (``blender -b``) timers never fire while a script runs, so ``run_blocking()`` waits
-for the job instead. Both paths feed the same handler and the same progress state the panel draws.
+Interactively, a worker thread owns the job's socket from connect to the last frame: it shakes hands,
+submits, polls, writes each EXR and sends credits, and queues what happened. A modal operator's window
+timer calls ``JobDriver.step()``, which only drains that queue and updates Blender (progress, the
+compositor) on the main thread, so the UI never waits on the network or the disk. In background mode
+(``blender -b``) timers never fire while a script runs, so ``run_blocking()`` does the same job inline.
+The worker never touches bpy; Blender data is only read and written on the main thread.
 """
+import queue
+import threading
 import time
 
 import bpy
 
+from .wire.client import FrameWritten
 from .wire.errors import BackendUnavailable, Cancelled, LivingPortraitError
 
 TIMER_INTERVAL_S = 0.1
+POLL_MS = 100  # the worker's wait per poll: also how soon it notices a cancel
 
 
 def job_state(context=None):
@@ -27,68 +33,120 @@ def redraw_ui(context=None) -> None:
                 area.tag_redraw()
 
 
-class JobDriver:
-    """Feeds one job stream's events to ``handler`` and mirrors progress into the job state.
+def _run_stream(connect, job, silence_timeout_s, on_events, cancelled=lambda: False):
+    """Connect, submit ``job`` and follow it to the end; returns the job's result.
 
-    ``handler`` has ``on_events(events)`` (called with what arrived) and ``on_done(stream)`` (called
-    once when the job succeeded). A job silent for ``silence_timeout_s`` is reported lost.
+    ``on_events(events, progress)`` gets what each poll produced; ``cancelled()`` is asked between polls.
+    Raises the job's error, Cancelled, or BackendUnavailable after ``silence_timeout_s`` of silence.
+    """
+    client, _info = connect()
+    try:
+        stream = client.submit(job)
+        cancel_sent = False
+        while not stream.finished:
+            if not cancel_sent and cancelled():
+                stream.cancel()  # once: a second CANCEL could overtake the backend's answer to the first
+                cancel_sent = True
+            events = stream.poll(POLL_MS)
+            if events:
+                on_events(events, float(stream.progress))
+            elif time.monotonic() - stream.last_heard > silence_timeout_s:
+                raise BackendUnavailable(f"the backend at {client.address} sent nothing for "
+                                         f"{silence_timeout_s:.0f} s; check that it is still running "
+                                         "(see its log), then try again")
+        if stream.error is not None:
+            raise stream.error
+        return stream.result
+    finally:
+        client.close()
+
+
+class JobDriver:
+    """One backend job: ``connect`` (from connection.connector) and ``job`` (a RenderJob/DetectJob).
+
+    ``handler`` has ``on_events(events)`` (main thread, with what arrived) and ``on_done(result)``
+    (main thread, once, when the job succeeded). Progress and messages go to the job state.
     """
 
-    def __init__(self, stream, handler, kind: str, silence_timeout_s: float, context=None):
-        self.stream, self.handler, self.kind = stream, handler, kind
+    def __init__(self, connect, job, handler, kind: str, silence_timeout_s: float, context=None):
+        self.connect, self.job, self.handler, self.kind = connect, job, handler, kind
         self.silence_timeout_s = silence_timeout_s
-        self.cancel_sent = False
+        self.frames_written = 0
+        self._queue = queue.SimpleQueue()
+        self._cancel = threading.Event()
+        self._thread = None
         state = job_state(context)
         state.running, state.kind, state.progress = True, kind, 0.0
         state.cancel_requested = False
-        state.message = f"{kind}: waiting for the backend"
+        state.message = f"{kind}: connecting"
+
+    # ---- interactive: a worker thread, drained by a timer ---------------------------------------
+    def start(self) -> None:
+        """Start the worker thread (it connects, submits and follows the job)."""
+        self._thread = threading.Thread(target=self._work, name=f"Living Portrait {self.kind}", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            result = _run_stream(self.connect, self.job, self.silence_timeout_s,
+                                 lambda events, progress: self._queue.put(("events", events, progress)),
+                                 self._cancel.is_set)
+            self._queue.put(("done", result))
+        except Exception as err:  # handed to the main thread, which reports it
+            self._queue.put(("failed", err))
 
     def step(self) -> bool:
-        """Take what has arrived without waiting; True once the job has ended (raises if it failed)."""
+        """Apply what the worker queued, without waiting; True once the job has ended (raises if it
+        failed or was cancelled)."""
         state = job_state()
-        if state.cancel_requested and not self.cancel_sent and not self.stream.finished:
-            self.stream.cancel()  # once: a second CANCEL could overtake the backend's answer to the first
-            self.cancel_sent = True
-        events = self.stream.poll(timeout_ms=0)
-        if events:
-            self.handler.on_events(events)
-        elif time.monotonic() - self.stream.last_heard > self.silence_timeout_s and not self.stream.finished:
-            self.stream.cancel()
-            self._end(f"{self.kind}: the backend went silent")
-            raise BackendUnavailable(f"the backend sent nothing for {self.silence_timeout_s:.0f} s; check that it "
-                                     "is still running (see its log), then try again")
-        state.progress = float(self.stream.progress)
-        state.message = f"{self.kind}: {state.progress * 100:.0f}%"
-        if not self.stream.finished:
-            return False
-        self._finish()
-        return True
+        if state.cancel_requested:
+            self._cancel.set()
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item[0] == "events":
+                self._take(item[1], item[2])
+            elif item[0] == "done":
+                self._finish(item[1])
+                return True
+            else:
+                self._fail(item[1])
 
+    # ---- background: the same job inline -------------------------------------------------------
     def run_blocking(self) -> None:
-        """Wait for the whole job (background mode); raises LivingPortraitError on failure."""
-        state = job_state()
-
-        def on_event(event):
-            self.handler.on_events([event])
-            state.progress = float(self.stream.progress)
-
+        """Run the whole job on this thread (background mode); raises LivingPortraitError on failure."""
         try:
-            self.stream.wait(on_event=on_event, reconnect_s=self.silence_timeout_s)
+            result = _run_stream(self.connect, self.job, self.silence_timeout_s, self._take)
         except Exception as err:
-            self._end(f"{self.kind}: {getattr(err, 'message', err)}")
-            raise
-        self._finish()
+            self._fail(err)
+        else:
+            self._finish(result)
 
-    def _finish(self) -> None:
+    # ---- shared, main thread -----------------------------------------------------------------------
+    def _take(self, events, progress: float) -> None:
+        self.frames_written += sum(1 for e in events if isinstance(e, FrameWritten))
+        self.handler.on_events(events)
+        state = job_state()
+        state.progress = progress
+        state.message = f"{self.kind}: {progress * 100:.0f}%"
+
+    def _finish(self, result) -> None:
         try:
-            if self.stream.error is not None:
-                raise self.stream.error
-            self.handler.on_done(self.stream)
-        except Exception as err:  # the panel must never stay "running" after a failure
-            self._end(f"{self.kind}: {getattr(err, 'message', err)}")
-            raise
+            self.handler.on_done(result)
+        except Exception as err:
+            self._fail(err)
         job_state().progress = 1.0
         self._end(f"{self.kind}: done")
+
+    def _fail(self, err: Exception):
+        """End the job in the UI and raise ``err`` (a file system error becomes a readable one)."""
+        if isinstance(err, OSError):
+            err = LivingPortraitError(f"{err.filename or 'output'}: {err.strerror or err}; check that the "
+                                      "output folder exists, is writable and has free space")
+        self._end(f"{self.kind}: {getattr(err, 'message', err)}")
+        raise err
 
     def _end(self, message: str) -> None:
         state = job_state()
@@ -110,8 +168,7 @@ class StreamOperatorMixin:
 
     def execute(self, context):
         try:
-            driver = self.start_job(context)
-            driver.run_blocking()
+            self.start_job(context).run_blocking()
         except LivingPortraitError as err:
             self.report({"ERROR"}, err.message)
             return {"CANCELLED"}
@@ -125,6 +182,7 @@ class StreamOperatorMixin:
         except LivingPortraitError as err:
             self.report({"ERROR"}, err.message)
             return {"CANCELLED"}
+        self._driver.start()
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
         wm.modal_handler_add(self)
@@ -142,6 +200,9 @@ class StreamOperatorMixin:
             return self._stop(context, {"CANCELLED"})
         except LivingPortraitError as err:
             self.report({"ERROR"}, err.message)
+            return self._stop(context, {"CANCELLED"})
+        except Exception as err:  # a bug: stop the timer rather than fail on every tick
+            self.report({"ERROR"}, f"{self._driver.kind} failed: {err}")
             return self._stop(context, {"CANCELLED"})
         redraw_ui(context)
         if done:

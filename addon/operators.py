@@ -1,5 +1,6 @@
 """Operators besides Animate: detect landmarks on a clip, create a landmark rig, cancel, the local
 backend, pinning to a plane track, and the portrait list."""
+import atexit
 import os
 
 import bpy
@@ -22,8 +23,8 @@ class _ResultHandler:
     def on_events(self, events) -> None:
         pass  # progress is mirrored by the driver; only the final result matters here
 
-    def on_done(self, stream) -> None:
-        self.apply(stream.result)
+    def on_done(self, result) -> None:
+        self.apply(result)
 
 
 def _movie_bytes(clip) -> bytes:
@@ -74,8 +75,7 @@ def start_detect(context) -> JobDriver:
         settings.tracking_object = object_name
         settings.source = "CLIP"
 
-    client, _info = connection.connect(context)
-    return JobDriver(client.submit(job), _ResultHandler(apply), "Detect",
+    return JobDriver(connection.connector(context), job, _ResultHandler(apply), "Detect",
                      preferences.get(context).silence_timeout, context)
 
 
@@ -102,8 +102,7 @@ def start_create_rig(context) -> JobDriver:
         settings.rig = rig
         settings.source = "RIG"
 
-    client, _info = connection.connect(context)
-    return JobDriver(client.submit(job), _ResultHandler(apply), "Create Rig",
+    return JobDriver(connection.connector(context), job, _ResultHandler(apply), "Create Rig",
                      preferences.get(context).silence_timeout, context)
 
 
@@ -270,9 +269,12 @@ _classes = (LIVINGPORTRAIT_OT_detect_landmarks, LIVINGPORTRAIT_OT_create_rig, LI
 def register():
     for cls in _classes:
         bpy.utils.register_class(cls)
+    # A backend started for the artist goes away with Blender, not left running behind it.
+    atexit.register(local_backend.LOCAL.stop)
 
 
 def unregister():
+    atexit.unregister(local_backend.LOCAL.stop)
     local_backend.LOCAL.stop()
     for cls in reversed(_classes):
         bpy.utils.unregister_class(cls)

@@ -19,7 +19,7 @@ import pytest
 from skimage import data
 
 import build_addon
-from livingportrait_wire.client import BackendClient
+from backend_process import BackendProcess
 from livingportrait_wire.landmarks import LandmarkSequence, save_sequence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,22 +103,6 @@ def long_performance_npz(work, performance_npz):
 
 
 @pytest.fixture(scope="module")
-def backend():
-    """A real ``livingportrait serve`` on a free loopback port; stopped after the module."""
-    address = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "livingportrait"), "serve", "--bind", address],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        client = BackendClient(address, timeout_s=30.0)
-        client.handshake()  # waits (bounded) until the server answers
-        client.close()
-        yield address
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture(scope="module")
 def curve_backend(work):
     """A backend that admits only the artist's CurveZMQ key (keys made by `livingportrait keys`)."""
     keys, authorised = work / "keys", work / "authorised"
@@ -128,17 +112,10 @@ def curve_backend(work):
                        capture_output=True)
     authorised.mkdir()
     (authorised / "artist.key").write_bytes((keys / "artist.key").read_bytes())
-    address = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([cli, "serve", "--bind", address, "--server-key", str(keys / "server.key_secret"),
-                             "--authorized-keys", str(authorised)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield {"address": address, "server_public": str(keys / "server.key"),
-               "client_secret": str(keys / "artist.key_secret"),
-               "stranger_secret": str(keys / "stranger.key_secret")}
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    proc = BackendProcess("--server-key", str(keys / "server.key_secret"), "--authorized-keys", str(authorised))
+    yield {"address": proc.address, "server_public": str(keys / "server.key"),
+           "client_secret": str(keys / "artist.key_secret"), "stranger_secret": str(keys / "stranger.key_secret")}
+    proc.stop()
 
 
 @pytest.fixture(scope="module", params=sorted(BLENDERS))
@@ -148,7 +125,7 @@ def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driv
     version = request.param
     folder = work / f"blender_{version}"
     folder.mkdir()
-    config = {"zip": str(addon_zip), "address": backend, "work": str(folder),
+    config = {"zip": str(addon_zip), "address": backend.address, "work": str(folder),
               "portrait": str(portrait_png[0]), "driver_video": str(driver_video),
               "performance": str(performance_npz), "long_performance": str(long_performance_npz),
               "frame_start": FRAME_START, "frame_end": FRAME_END,
@@ -333,8 +310,9 @@ def test_landmark_rig_sits_on_the_portraits_landmarks_and_drives_animate(blender
 def test_timer_path_never_waits_and_frames_land_progressively(blender):
     obs = scenario(blender, "nonblocking")
     assert obs["done"] and obs["files"] == frame_files("stepped", FRAME_START, FRAME_END)
-    assert obs["median_step_s"] < 0.02, obs
-    assert obs["max_step_s"] < 0.5, obs
+    # Each timer tick only applies what the worker thread queued: Blender's UI is held briefly.
+    assert obs["median_step_s"] < 0.01, obs
+    assert obs["max_step_s"] < 0.2, obs
     counts = obs["landed"]
     assert any(0 < c < len(obs["files"]) for c in counts)  # seen part-way, not all at once at the end
     assert obs["node_before_done"]
@@ -359,6 +337,11 @@ def test_unreachable_backend_is_reported_within_the_timeout(blender):
     assert "no answer from the backend" in reported(obs["error"])
     assert obs["elapsed"] < 1.0 + 2.0
     assert obs["files"] == []
+    # Interactively the handshake waits on the worker thread: the UI's timer ticks stay short.
+    assert "no answer from the backend" in obs["timer_error"]
+    assert obs["timer_elapsed"] < 1.0 + 2.0
+    assert obs["timer_max_step_s"] < 0.05
+    assert not obs["running_after"]
 
 
 def test_local_backend_starts_and_stops_from_preferences(blender):

@@ -31,6 +31,13 @@ def record(results, name):
     return run
 
 
+def timer_tick():
+    """The wait between two ticks of the modal operator's window timer (Blender's event loop runs
+    there; the job's worker thread runs meanwhile)."""
+    from bl_ext.user_default.living_portrait import job_runner
+    time.sleep(job_runner.TIMER_INTERVAL_S)
+
+
 def op_error(call) -> str | None:
     """Run an operator call; the error it reported, or None when it finished."""
     try:
@@ -286,16 +293,17 @@ def main(config_path, results_path):
         settings.output_dir = os.path.join(work, "frames_steps")
         settings.sequence_name = "stepped"
         driver = animate.start_animate(bpy.context)
+        driver.start()
         step_times, landed, node_seen_before_done = [], [], False
         deadline = time.monotonic() + 120
         done = False
         while not done and time.monotonic() < deadline:
+            timer_tick()
             t0 = time.monotonic()
             done = driver.step()
             step_times.append(time.monotonic() - t0)
-            landed.append(len(driver.stream.frames_written))
-            if not done and lp.compositor.compositor_tree(scene).nodes.get(lp.compositor.NODE_SEQUENCE):
-                node_seen_before_done = node_seen_before_done or driver.handler.node is not None
+            landed.append(driver.frames_written)
+            node_seen_before_done |= not done and driver.handler.node is not None
         return {"done": done, "steps": len(step_times), "max_step_s": max(step_times),
                 "median_step_s": float(np.median(step_times)), "landed": landed,
                 "node_before_done": node_seen_before_done, "files": files_in(settings.output_dir)}
@@ -309,12 +317,14 @@ def main(config_path, results_path):
         settings.output_dir = os.path.join(work, "frames_cancel")
         settings.sequence_name = "cancelled"
         driver = animate.start_animate(bpy.context)
+        driver.start()
         state = bpy.context.window_manager.living_portrait_job
         deadline = time.monotonic() + 120
         error = None
         try:
             while time.monotonic() < deadline:
-                if driver.stream.frames_written:
+                timer_tick()
+                if driver.frames_written:
                     state.cancel_requested = True  # what Esc and the Cancel button do
                 if driver.step():
                     break
@@ -347,9 +357,24 @@ def main(config_path, results_path):
         started = time.monotonic()
         error = op_error(lambda: bpy.ops.living_portrait.animate())
         elapsed = time.monotonic() - started
+        # The timer path: the worker waits for the handshake, the UI does not.
+        driver = animate.start_animate(bpy.context)
+        driver.start()
+        started, steps, timer_error = time.monotonic(), [], None
+        try:
+            while time.monotonic() - started < 30:
+                timer_tick()
+                t0 = time.monotonic()
+                driver.step()
+                steps.append(time.monotonic() - t0)
+        except lp.wire.errors.LivingPortraitError as err:
+            timer_error = err.message
+        timer_elapsed = time.monotonic() - started
         prefs.address = cfg["address"]
         prefs.connect_timeout = 10.0
-        return {"error": error, "elapsed": elapsed, "files": files_in(settings.output_dir)}
+        return {"error": error, "elapsed": elapsed, "files": files_in(settings.output_dir),
+                "timer_error": timer_error, "timer_elapsed": timer_elapsed, "timer_max_step_s": max(steps),
+                "running_after": bpy.context.window_manager.living_portrait_job.running}
 
     @record(results, "local_backend")
     def _():
