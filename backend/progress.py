@@ -20,6 +20,7 @@ class Progress:
         self.start = time.monotonic()
         self._last = -1e9
         self.done = 0
+        self._drawn = None  # (done, note) of the last line drawn
 
     def update(self, done: int, note: str = "") -> None:
         self.done = done
@@ -29,9 +30,13 @@ class Progress:
             self._draw(note)
 
     def close(self, note: str = "") -> None:
-        self._draw(note, final=True)
+        if self.tty:
+            self._draw(note, final=True)
+        elif self._drawn != (self.done, note):  # a log line says the final state once
+            self._draw(note)
 
     def _draw(self, note: str, final: bool = False) -> None:
+        self._drawn = (self.done, note)
         elapsed = time.monotonic() - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
         frac = self.done / self.total if self.total else 1.0
