@@ -43,7 +43,12 @@ def decode_portrait(data: bytes, source: str, limits: Limits = Limits()) -> Port
     buf = np.frombuffer(data, dtype=np.uint8)
     is_exr = data[:4] == EXR_MAGIC
     # OpenCV's EXR reader is off by default; OpenEXR reads those (as RGB), OpenCV the rest (as BGR).
-    img = _decode_exr(data, source) if is_exr else cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        img = _decode_exr(data, source) if is_exr else cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        # OpenCV refuses, before allocating, a header that declares more pixels than it allows.
+        raise BadInput(f"{source}: the image declares more than {limits.max_image_pixels} pixels, or its header "
+                       "is damaged; downscale it or choose another file") from None
     if img is None:
         raise BadInput(f"{source}: not an image OpenCV can read; use PNG, JPEG, TIFF or EXR")
     h, w = img.shape[:2]

@@ -369,8 +369,12 @@ class JobStream:
         return self.stage_done / self.stage_total if self.stage_total else 0.0
 
     def cancel(self) -> None:
+        """Ask the backend to stop the job (never blocks; a backend that is gone cancels it itself)."""
         if not self.finished:
-            self.client._send(encode(CANCEL, self.id))
+            try:
+                self.client.sock.send_multipart(encode(CANCEL, self.id), self.client._zmq.NOBLOCK)
+            except self.client._zmq.Again:
+                pass
 
     def poll(self, timeout_ms: int = 0) -> list:
         """Handle what has arrived (waiting at most ``timeout_ms`` for the first message); returns events.
@@ -384,6 +388,8 @@ class JobStream:
                 break
             wait = 0
             events.append(self._handle(msg))
+            # Silence is counted from the end of our own work (a slow disk is not a silent backend).
+            self.last_heard = time.monotonic()
         # Any message proves the backend alive, the answers to our pings included.
         self.last_heard = max(self.last_heard, self.client.last_heard)
         if self.finished:

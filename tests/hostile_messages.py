@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import json
 import random
+import struct
 import uuid
+import zlib
 
 import cv2
 import numpy as np
@@ -182,6 +184,21 @@ def too_many_pixels(rng, limits):
     return [json.dumps(h).encode(), png.tobytes()] + frames[2:]
 
 
+def image_bomb(rng, limits):
+    """A tiny file whose header declares billions of pixels (PNG or PGM)."""
+    side = rng.choice([60_000, 100_000, 2 ** 30])
+    if rng.random() < 0.5:
+        blob = f"P5\n{side} {side}\n255\n".encode() + bytes(64)
+    else:
+        ihdr = b"IHDR" + struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+        blob = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+                + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
+    frames = valid_submit()
+    h = _header(frames)
+    h["buffers"][0]["nbytes"] = len(blob)
+    return [json.dumps(h).encode(), blob] + frames[2:]
+
+
 def garbage_portrait(rng, limits):
     frames = valid_submit()
     h = _header(frames)
@@ -233,7 +250,7 @@ def junk_fields(rng, limits):
 MAKERS = [random_frames, not_json, json_not_object, deep_nesting, bad_version, bad_type, bad_type_value, bad_id,
           bad_credit, bad_submit_fields, truncated_buffer, missing_buffer, extra_buffer, lying_nbytes, lying_shape,
           bad_dtype_or_kind, oversized_header, too_many_buffers, oversized_buffer, too_many_frames, too_many_pixels,
-          garbage_portrait, traversal_name, bad_job_values, bad_landmark_values, stray_control, junk_fields]
+          image_bomb, garbage_portrait, traversal_name, bad_job_values, bad_landmark_values, stray_control, junk_fields]
 
 
 def hostile_message(rng: random.Random, limits: Limits) -> list[bytes]:

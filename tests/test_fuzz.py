@@ -120,6 +120,7 @@ def test_each_kind_of_hostile_message_is_answered_and_an_honest_client_is_still_
     assert outcomes["oversized_buffer"] == {"error:too_large"}
     assert outcomes["too_many_frames"] == {"job:limit_exceeded"}
     assert outcomes["too_many_pixels"] == {"job:bad_input"}
+    assert outcomes["image_bomb"] == {"job:bad_input"}
     assert outcomes["traversal_name"] == {"job:bad_input"}
     assert outcomes["garbage_portrait"] == {"job:bad_input"}
     assert outcomes["bad_version"] <= {"error:bad_version", "error:bad_message"}

@@ -50,7 +50,7 @@ def run(args) -> int:
     from livingportrait_wire.protocol import Limits
 
     from ..security import ServerCurve, check_bind_security
-    from ..server import Server
+    from ..server import Server, limit_malloc_arenas
 
     if args.workers < 1:
         raise BadInput("--workers must be at least 1")
@@ -67,6 +67,7 @@ def run(args) -> int:
         raise BadInput("CurveZMQ needs both --server-key and --authorized-keys")
     curve = ServerCurve.from_files(args.server_key, args.authorized_keys) if args.server_key else None
     check_bind_security(args.bind, curve)
+    limit_malloc_arenas()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
