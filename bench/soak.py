@@ -90,7 +90,7 @@ def check_exr(path: str) -> bool:
 
 
 # ---- 1. hostile messages ------------------------------------------------------------------------
-def soak_hostile(count: int, seed: int, work: str, warm_up: int = 1000) -> bool:
+def soak_hostile(count: int, seed: int, work: str, warm_up: int = 2000) -> bool:
     backend = BackendProcess(*SMALL_LIMITS)
     log = drain_stderr(backend)
     rng = random.Random(seed)
@@ -166,9 +166,10 @@ def soak_hostile(count: int, seed: int, work: str, warm_up: int = 1000) -> bool:
     print(f"   backend RSS when idle, after {warm_up} warm-up messages then every 2000 (MiB): "
           + " ".join(f"{r / 1024:.1f}" for r in rss_series) + f": growth {growth:+.1f} %")
     print(f"   honest client beside the flood: {honest['jobs']} jobs of 12 frames done, "
-          f"{len(honest['errors'])} failed {honest['errors'][:1]}; backend log lines: {len(log)}")
+          f"{len(honest['errors'])} failed {honest['errors'][:1]}; tracebacks in the backend's log: "
+          f"{sum('Traceback' in line for line in log)}")
     return (crashes == 0 and hangs == 0 and wrong == 0 and answered == count and growth < 10
-            and honest["jobs"] > 0 and not honest["errors"])
+            and honest["jobs"] > 0 and not honest["errors"] and not any("Traceback" in line for line in log))
 
 
 # ---- 2. concurrent clients ----------------------------------------------------------------------
