@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "train",
     "prepare": "prepare",
     "convert-weights": "convert_weights",
+    "evaluate": "evaluate",
     "keys": "keys",
     "track": "track",
 }
