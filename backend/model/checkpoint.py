@@ -42,8 +42,10 @@ def _read_tensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not os.path.isfile(path):
         raise BadInput(f"{path}: checkpoint file missing; point at a folder written by `livingportrait train`")
     with open(path, "rb") as f:
-        head = f.read(2)
-    if head[:1] == b"\x80" or head == b"PK":
+        head = f.read(9)
+    # A safetensors file opens with an 8-byte header length whose first byte can be anything (0x80
+    # included), then the JSON header's "{": only without that is a pickle/zip opening a pickle.
+    if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise BadInput(f"{path}: this is a pickle/torch.save file, which is refused (it can run code); "
                        "use a safetensors checkpoint written by `livingportrait train`")
     try:
