@@ -44,22 +44,24 @@ SMALL_LIMITS = ["--max-header-bytes", "8192", "--max-buffers", "8", "--max-buffe
                 "--max-image-pixels", "40000", "--max-frames-per-job", "200"]
 
 
-def rss_kib(pid: int) -> int:
-    """Resident set size of ``pid`` in KiB (VmRSS from /proc)."""
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of ``pid`` in KiB from /proc/PID/status: VmRSS (resident) or RssAnon (its heap
+    part; the rest is mapped library pages, which come and go with the machine's memory pressure)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
-def idle_rss_kib(pid: int) -> int:
-    """RSS of an idle backend: the least of ten readings over a second, so the last job's freeing is over."""
+def idle_rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, RssAnon) of an idle backend: the least of ten readings over a second, so the last job's
+    freeing is over."""
     readings = []
     for _ in range(10):
-        readings.append(rss_kib(pid))
+        readings.append((rss_kib(pid), rss_kib(pid, "RssAnon")))
         time.sleep(0.1)
-    return min(readings)
+    return min(r[0] for r in readings), min(r[1] for r in readings)
 
 
 def drain_stderr(proc: BackendProcess) -> list[str]:
@@ -116,7 +118,7 @@ def soak_hostile(count: int, seed: int, work: str, warm_up: int = 2000) -> bool:
                     return
         idle.set()
 
-    def idle_rss() -> int:
+    def idle_rss() -> tuple[int, int]:
         rendering.clear()
         idle.wait(60)
         rss = idle_rss_kib(backend.pid)
@@ -157,14 +159,16 @@ def soak_hostile(count: int, seed: int, work: str, warm_up: int = 2000) -> bool:
         crashed = backend.proc.poll() is not None
         backend.stop()
     crashes += crashed
-    rss_start, rss_end = rss_series[0], rss_series[-1]
-    growth = (rss_end - rss_start) / rss_start * 100
+    growth = (rss_series[-1][0] - rss_series[0][0]) / rss_series[0][0] * 100
+    heap_growth = (rss_series[-1][1] - rss_series[0][1]) / rss_series[0][1] * 100
     answered = sum(outcomes.values())
     print(f"1. hostile: {answered} of {count} messages answered or dropped as documented in {elapsed:.1f} s "
           f"({answered / elapsed:.0f}/s); crashes {crashes}, hangs {hangs}, wrong answers {wrong}")
     print(f"   outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-    print(f"   backend RSS when idle, after {warm_up} warm-up messages then every 2000 (MiB): "
-          + " ".join(f"{r / 1024:.1f}" for r in rss_series) + f": growth {growth:+.1f} %")
+    print(f"   backend VmRSS when idle, after {warm_up} warm-up messages then every 2000 (MiB): "
+          + " ".join(f"{r[0] / 1024:.1f}" for r in rss_series) + f": growth {growth:+.1f} %")
+    print(f"   of which heap (RssAnon) (MiB): " + " ".join(f"{r[1] / 1024:.1f}" for r in rss_series)
+          + f": growth {heap_growth:+.1f} %")
     print(f"   honest client beside the flood: {honest['jobs']} jobs of 12 frames done, "
           f"{len(honest['errors'])} failed {honest['errors'][:1]}; tracebacks in the backend's log: "
           f"{sum('Traceback' in line for line in log)}")
