@@ -21,7 +21,7 @@ from livingportrait_backend.images import read_portrait_file
 from livingportrait_backend.model.checkpoint import save_model
 from livingportrait_backend.model.config import preset
 from livingportrait_backend.model.networks import build_networks
-from livingportrait_wire.client import BackendClient, FrameWritten, ProgressEvent, RenderJob
+from livingportrait_wire.client import BackendClient, ProgressEvent, RenderJob
 from livingportrait_wire.errors import BadInput, Cancelled
 from livingportrait_wire.landmarks import LandmarkSequence
 
@@ -178,38 +178,35 @@ def test_bad_checkpoints_are_refused_with_a_clear_message(backend, checkpoint, f
     assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
 
 
-def test_cancel_stops_fine_tuning_promptly(backend, checkpoint, face, tmp_path):
+def cancel_once(backend, render_job, started, what: str):
+    """Submit, poll until ``started(stream)``, cancel; the stream must end with Cancelled within 5 s."""
     with BackendClient(backend.address, timeout_s=30) as client:
         client.handshake()
-        stream = client.submit(job(face, tmp_path, settings=settings(checkpoint, face, finetune_steps=100000)))
+        stream = client.submit(render_job)
         deadline = time.monotonic() + 60
-        while stream.stage != "finetune" or stream.stage_done < 2:
-            assert time.monotonic() < deadline, "fine-tuning never started"
+        while not started(stream):
+            assert time.monotonic() < deadline, f"{what} never started"
             stream.poll(200)
         cancelled_at = time.monotonic()
         stream.cancel()
         with pytest.raises(Cancelled):
             stream.wait()
         assert time.monotonic() - cancelled_at < 5
+        return stream
+
+
+def test_cancel_stops_fine_tuning_promptly(backend, checkpoint, face, tmp_path):
+    endless = job(face, tmp_path, settings=settings(checkpoint, face, finetune_steps=100000))
+    cancel_once(backend, endless, lambda s: s.stage == "finetune" and s.stage_done >= 2, "fine-tuning")
     assert os.listdir(tmp_path) == []
 
 
 def test_cancel_stops_rendering_promptly(backend, checkpoint, face, tmp_path):
     long_driver = LandmarkSequence(np.tile(face["driver"].landmarks, (100, 1, 1)),
                                    np.arange(1, 601, dtype=np.int32), (SIZE, SIZE))
-    with BackendClient(backend.address, timeout_s=30) as client:
-        client.handshake()
-        stream = client.submit(job(face, tmp_path, settings=settings(checkpoint, face), driver=long_driver))
-        deadline = time.monotonic() + 60
-        while not stream.frames_written:
-            assert time.monotonic() < deadline, "no frame arrived"
-            stream.poll(200)
-        cancelled_at = time.monotonic()
-        stream.cancel()
-        with pytest.raises(Cancelled):
-            stream.wait()
-        assert time.monotonic() - cancelled_at < 5
-        assert len(stream.frames_written) < 600
+    long_job = job(face, tmp_path, settings=settings(checkpoint, face), driver=long_driver)
+    stream = cancel_once(backend, long_job, lambda s: bool(s.frames_written), "rendering")
+    assert len(stream.frames_written) < 600
 
 
 def test_farm_render_takes_the_checkpoint_flags(env, checkpoint, face, tmp_path):
