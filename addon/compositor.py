@@ -9,6 +9,8 @@ import os
 import bpy
 
 from .frame_mapping import SequenceTiming
+from .wire.errors import BadInput
+from .wire.naming import frame_filename
 
 NODE_SEQUENCE = "Living Portrait"
 NODE_MATTE = "Living Portrait Matte"
@@ -116,14 +118,13 @@ def refresh_sequence(scene) -> None:
 def pin_to_plane(scene, clip, tracking_object: str, plane_track: str):
     """Pin the animated sequence onto a plane track of ``clip`` over the plate.
 
-    Movie Clip (the plate) -> Alpha Over background; the sequence (with its matte) -> Plane Track
-    Deform -> Alpha Over foreground -> the compositor's output. Returns the Plane Track Deform node.
+    Movie Clip (the plate) -> Alpha Over background; the whole animated frame (the portrait fills the
+    plane, not only its moving region) -> Plane Track Deform -> Alpha Over foreground -> the
+    compositor's output. Returns the Plane Track Deform node.
     """
     tree = compositor_tree(scene)
     sequence = tree.nodes.get(NODE_SEQUENCE)
-    matte = tree.nodes.get(NODE_MATTE)
-    if sequence is None or matte is None:
-        from .wire.errors import BadInput
+    if sequence is None:
         raise BadInput("no animated sequence in the compositor yet; run Animate first, then pin it")
     plate = _node(tree, NODE_PLATE, "CompositorNodeMovieClip", (-300, 400))
     plate.clip = clip
@@ -132,7 +133,6 @@ def pin_to_plane(scene, clip, tracking_object: str, plane_track: str):
     pin.tracking_object = tracking_object
     pin.plane_track_name = plane_track
     over = _node(tree, NODE_OVER, "CompositorNodeAlphaOver", (600, 250))
-    # Animated portrait (its full frame, not only the matte region) covers the plane.
     tree.links.new(sequence.outputs[0], pin.inputs["Image"])
     background, foreground = [s for s in over.inputs if s.type == "RGBA"][:2]
     tree.links.new(plate.outputs["Image"], background)
@@ -144,5 +144,4 @@ def pin_to_plane(scene, clip, tracking_object: str, plane_track: str):
 
 def first_file_path(out_dir: str, name: str, first_frame: int) -> str:
     """Path of the first frame file of the sequence, as the wire names it."""
-    from .wire.naming import frame_filename
     return os.path.join(out_dir, frame_filename(name, first_frame))

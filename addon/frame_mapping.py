@@ -5,13 +5,16 @@ Conventions (Blender 4.2-5.0):
   clip frame = scene frame - clip.frame_start + 1 (``clip.frame_offset`` does not enter: it only
   shifts which footage frame is loaded);
 - footage frame number (counted from 1 in the movie file, as the backend numbers video frames)
-  = clip frame + clip.frame_offset;
+  = clip frame + clip.frame_offset; for an image-sequence clip, clip frame 1 shows the file the clip
+  was opened with (number N in its name), so clip frame c shows file number N + c - 1 + frame_offset;
 - Living Portrait names output files by scene frame, so file frame N is shown at scene frame N;
 - a compositor Image node with source SEQUENCE shows file frame
   clamp(scene frame - frame_start + 1, 1, frame_duration) + frame_offset.
 """
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +35,21 @@ def clip_to_scene(clip_frame, clip_frame_start: int):
 def clip_to_footage_frame(clip_frame, clip_frame_offset: int):
     """Number (from 1) of the footage frame in the movie file that ``clip_frame`` shows."""
     return clip_frame + clip_frame_offset
+
+
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def sequence_file(first_path: str, clip_frame, clip_frame_offset: int) -> tuple[int, str]:
+    """(file number, path) of the image an image-sequence clip opened as ``first_path`` shows at
+    ``clip_frame``: the last number in the file name advanced, keeping its zero padding."""
+    folder, name = os.path.split(first_path)
+    m = _LAST_NUMBER.search(name)
+    if m is None:
+        raise BadInput(f"{name}: an image sequence's file names need a frame number (e.g. shot.0001.png)")
+    number = int(m.group(1)) + int(clip_frame) - 1 + clip_frame_offset
+    digits = f"{number:0{len(m.group(1))}d}"
+    return number, os.path.join(folder, name[:m.start(1)] + digits + name[m.end(1):])
 
 
 @dataclass(frozen=True)

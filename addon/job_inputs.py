@@ -8,7 +8,7 @@ import os
 import bpy
 import numpy as np
 
-from . import clip_tracks, frame_mapping, landmark_rig, preferences
+from . import clip_tracks, frame_mapping, landmark_rig, preferences, properties
 from .wire.errors import BadInput
 from .wire.landmarks import load_sequence
 
@@ -74,7 +74,7 @@ def portrait_landmarks(settings):
 
 def engine_settings(settings) -> dict:
     """The engine's settings as the wire carries them."""
-    regions = [r for r in ("pose", "expression", "eyes", "brows", "mouth", "jaw") if r in settings.regions]
+    regions = [item[0] for item in properties.REGIONS if item[0] in settings.regions]
     if not regions:
         raise BadInput("no regions: tick at least one of Pose, Expression, Eyes, Brows, Mouth, Jaw")
     out = {"mode": settings.motion_mode, "expression_scale": float(settings.expression_scale),

@@ -27,15 +27,25 @@ class _ResultHandler:
         self.apply(result)
 
 
-def _movie_bytes(clip) -> bytes:
-    if clip.source != "MOVIE":
-        raise BadInput(f"clip {clip.name!r} is an image sequence; Detect Landmarks reads movie files "
-                       "(render the sequence to a movie, or track it with `livingportrait track`)")
-    path = bpy.path.abspath(clip.filepath, library=clip.library)
+def _read(path: str, clip) -> bytes:
     if not os.path.isfile(path):
-        raise BadInput(f"clip {clip.name!r}: no movie file at {path}; re-link the clip's footage")
+        raise BadInput(f"clip {clip.name!r}: no footage file at {path}; re-link the clip's footage")
     with open(path, "rb") as f:
         return f.read()
+
+
+def _detect_job(clip, clip_frames, settings) -> tuple[DetectJob, np.ndarray]:
+    """The detect job for ``clip_frames`` and the footage frame numbers it will answer with: a movie
+    goes whole (its frames counted from 1), an image sequence as the frames' files."""
+    options = dict(detector=settings.detector, face_index=settings.face_index,
+                   settings={"smoothing": float(settings.smoothing)})
+    path = bpy.path.abspath(clip.filepath, library=clip.library)
+    if clip.source == "MOVIE":
+        footage = frame_mapping.clip_to_footage_frame(clip_frames, clip.frame_offset)
+        return DetectJob(video=_read(path, clip), frames=[int(f) for f in footage], **options), footage
+    files = [frame_mapping.sequence_file(path, c, clip.frame_offset) for c in clip_frames]
+    footage = np.array([number for number, _ in files])
+    return DetectJob(images=[_read(p, clip) for _, p in files], frames=footage.tolist(), **options), footage
 
 
 def start_detect(context) -> JobDriver:
@@ -55,9 +65,7 @@ def start_detect(context) -> JobDriver:
         raise BadInput(f"clip {clip.name!r} shows no footage in scene frames {first}-{last} (it starts at "
                        f"scene frame {clip.frame_start}); move the clip or change the frame range")
     scene_frames, clip_frames = scene_frames[keep], clip_frames[keep]
-    footage = frame_mapping.clip_to_footage_frame(clip_frames, clip.frame_offset)
-    job = DetectJob(video=_movie_bytes(clip), frames=[int(f) for f in footage], detector=settings.detector,
-                    face_index=settings.face_index, settings={"smoothing": float(settings.smoothing)})
+    job, footage = _detect_job(clip, clip_frames, settings)
     to_scene = dict(zip(footage.tolist(), scene_frames.tolist()))
     object_name = settings.tracking_object or clip_tracks.DEFAULT_OBJECT
 
@@ -67,7 +75,7 @@ def start_detect(context) -> JobDriver:
         missing = sorted(set(footage.tolist()) - set(seq.frames[keep].tolist()))
         if missing:
             raise BadInput(f"clip {clip.name!r}: the backend found no footage frame(s) "
-                           f"{frame_mapping.format_spans(missing)} in the movie; check the clip's length "
+                           f"{frame_mapping.format_spans(missing)} in its footage; check the clip's length "
                            "and frame offset")
         scene_seq = LandmarkSequence(seq.landmarks[keep], [to_scene[int(f)] for f in seq.frames[keep]],
                                      seq.image_size, None if seq.confidence is None else seq.confidence[keep])

@@ -72,6 +72,22 @@ def driver_video(work, portrait_png):
 
 
 @pytest.fixture(scope="module")
+def driver_sequence(work, driver_video):
+    """The actor's footage as numbered PNG files starting at 0101 (a shot cut from a longer one)."""
+    folder = work / "actor_frames"
+    folder.mkdir()
+    cap = cv2.VideoCapture(str(driver_video))
+    n = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        cv2.imwrite(str(folder / f"actor.{101 + n:04d}.png"), frame)
+        n += 1
+    return folder / "actor.0101.png"
+
+
+@pytest.fixture(scope="module")
 def performance_npz(work, portrait_png):
     """A performance file with its own frame numbers (100...): the jaw drops steadily."""
     from livingportrait_backend.detectors import detect_portrait_landmarks
@@ -119,14 +135,15 @@ def curve_backend(work):
 
 
 @pytest.fixture(scope="module", params=sorted(BLENDERS))
-def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driver_video, performance_npz,
-            long_performance_npz):
+def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driver_video, driver_sequence,
+            performance_npz, long_performance_npz):
     """Run the scenarios in one Blender version; returns (observations, scenario folder)."""
     version = request.param
     folder = work / f"blender_{version}"
     folder.mkdir()
     config = {"zip": str(addon_zip), "address": backend.address, "work": str(folder),
               "portrait": str(portrait_png[0]), "driver_video": str(driver_video),
+              "driver_sequence": str(driver_sequence),
               "performance": str(performance_npz), "long_performance": str(long_performance_npz),
               "frame_start": FRAME_START, "frame_end": FRAME_END,
               "clip_frame_start": CLIP_FRAME_START, "plane_corners": PLANE_CORNERS,
@@ -266,6 +283,17 @@ def test_detected_tracks_follow_the_actors_motion_in_blenders_coordinates(blende
     moved = (last - first).mean(axis=0)
     frames_apart = FRAME_END - FRAME_START
     # Marker y grows upwards: the head moving down in the image lowers the markers.
+    assert np.allclose(moved, [SHIFT[0] * frames_apart, -SHIFT[1] * frames_apart], atol=3.0), moved
+
+
+def test_detect_landmarks_on_an_image_sequence_clip_maps_files_to_frames(blender):
+    obs = scenario(blender, "detect_sequence_clip")
+    assert obs["error"] is None and obs["source"] == "SEQUENCE" and obs["names"] == 68
+    first_clip = FRAME_START - CLIP_FRAME_START + 1
+    assert obs["marker_frames"] == list(range(first_clip, first_clip + FRAME_END - FRAME_START + 1))
+    # Clip frame c shows file 0100 + c, i.e. footage frame c: the same motion as the movie.
+    moved = ((np.array(obs["co_last_clip_frame"]) - np.array(obs["co_first_clip_frame"])) * SIZE).mean(axis=0)
+    frames_apart = FRAME_END - FRAME_START
     assert np.allclose(moved, [SHIFT[0] * frames_apart, -SHIFT[1] * frames_apart], atol=3.0), moved
 
 

@@ -46,6 +46,15 @@ def test_footage_frame_uses_frame_offset_only(fm):
     assert fm.clip_to_footage_frame(5, 3) == 8
 
 
+def test_image_sequence_clip_frames_name_their_files(fm, lp):
+    # A clip opened as shot.0037.png shows that file on clip frame 1.
+    assert fm.sequence_file("/plates/shot.0037.png", 1, 0) == (37, "/plates/shot.0037.png")
+    assert fm.sequence_file("/plates/shot.0037.png", 4, 0) == (40, "/plates/shot.0040.png")
+    assert fm.sequence_file("/plates/v2/shot_0998.exr", 5, 2) == (1004, "/plates/v2/shot_1004.exr")
+    with pytest.raises(lp.wire.errors.BadInput, match="need a frame number"):
+        fm.sequence_file("/plates/still.png", 1, 0)
+
+
 def test_sequence_timing_shows_each_file_on_its_scene_frame(fm):
     timing = fm.sequence_timing(first_file_frame=20, last_file_frame=30, first_scene_frame=20)
     assert [fm.shown_file_frame(f, timing) for f in range(20, 31)] == list(range(20, 31))
