@@ -80,6 +80,12 @@ def engine_settings(settings) -> dict:
     out = {"mode": settings.motion_mode, "expression_scale": float(settings.expression_scale),
            "regions": regions, "smoothing": float(settings.smoothing)}
     if settings.engine == "fewshot":
+        if not settings.checkpoint.strip():
+            raise BadInput("the Few-Shot engine needs its model: set Checkpoint to a folder written by "
+                           "`livingportrait train` (as the backend sees it), or choose the Warp engine")
+        # A '//' path is this .blend's folder: only meaningful to a backend on this machine.
+        path = settings.checkpoint
+        out["checkpoint"] = bpy.path.abspath(path) if path.startswith("//") else path
         out["finetune_steps"] = int(settings.finetune_steps)
     return out
 

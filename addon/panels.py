@@ -54,6 +54,7 @@ def draw_panel(layout, context):
     box.label(text="Regions")
     box.row(align=True).prop(settings, "regions")
     if settings.engine == "fewshot":
+        box.prop(settings, "checkpoint")
         box.prop(settings, "finetune_steps")
 
     box = layout.box()

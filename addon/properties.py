@@ -65,6 +65,9 @@ class LIVINGPORTRAIT_PG_settings(bpy.types.PropertyGroup):
                           default={"pose", "expression"}, description="Which parts of the motion transfer")
     finetune_steps: IntProperty(name="Fine-Tune Steps", default=0, min=0, max=10000,
                                 description="Few-shot fine-tuning steps on the portraits (Few-Shot engine)")
+    checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH",
+                               description="The Few-Shot model: a folder written by `livingportrait train`, "
+                                           "as the backend's machine sees it")
     use_scene_range: BoolProperty(name="Scene Frame Range", default=True,
                                   description="Animate the scene's frame range")
     frame_start: IntProperty(name="Start", default=1, min=0)

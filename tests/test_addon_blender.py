@@ -360,6 +360,12 @@ def test_missing_portrait_image_is_reported_and_nothing_written(blender):
     assert obs["files"] == []
 
 
+def test_fewshot_without_a_checkpoint_says_what_to_set(blender):
+    obs = scenario(blender, "fewshot_without_checkpoint")
+    assert "needs its model: set Checkpoint" in reported(obs["error"])
+    assert obs["files"] == []
+
+
 def test_unreachable_backend_is_reported_within_the_timeout(blender):
     obs = scenario(blender, "unreachable")
     assert "no answer from the backend" in reported(obs["error"])
@@ -397,7 +403,7 @@ def test_panel_draws_every_setting_with_real_properties_and_operators(blender):
         assert all(entry[3] for entry in log if entry[0] == "prop"), log
         assert all(entry[2] for entry in log if entry[0] in ("operator", "uilist")), log
         assert {"portraits", "source", "engine", "motion_mode", "smoothing", "expression_scale", "regions",
-                "finetune_steps", "use_scene_range", "frame_start", "frame_end", "output_dir"} <= props
+                "checkpoint", "finetune_steps", "use_scene_range", "frame_start", "frame_end", "output_dir"} <= props
         ops = {entry[1] for entry in log if entry[0] == "operator"}
         assert "living_portrait.animate" in ops and "living_portrait.backend_check" in ops
     assert "living_portrait.detect_landmarks" in {e[1] for e in obs["drawn"]["CLIP"] if e[0] == "operator"}

@@ -378,6 +378,14 @@ def main(config_path, results_path):
         settings.portraits.remove(0)
         return {"error": error, "files": files_in(settings.output_dir)}
 
+    @record(results, "fewshot_without_checkpoint")
+    def _():
+        settings.engine = "fewshot"
+        settings.output_dir = os.path.join(work, "frames_fewshot")
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        settings.engine = "warp"
+        return {"error": error, "files": files_in(settings.output_dir)}
+
     @record(results, "unreachable")
     def _():
         prefs.address = cfg["unused_address"]
