@@ -16,17 +16,16 @@ import cv2
 import numpy as np
 import OpenEXR
 import pytest
-from skimage import data
 
 import build_addon
 from backend_process import BackendProcess
+from landmark_videos import known_positions, make_driver_video, still_photo
 from livingportrait_wire.landmarks import LandmarkSequence, save_sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 BLENDERS = {"4.2": ROOT / ".venv-bpy42", "5.0": ROOT / ".venv-bpy50"}
 FRAME_START, FRAME_END = 11, 18  # scene frames; not 1, so any off-by-one in the mapping shows
 CLIP_FRAME_START = 9  # the actor's clip starts two frames before the animated range
-SHIFT = np.array([3.0, 2.0])  # px per footage frame the actor's head moves (right, down)
 SIZE = 384
 # A still plane (marker coordinates, bottom-left origin, counter-clockwise from bottom-left) covering
 # the middle of the plate: an axis-aligned square, so its centre shows the sequence's centre.
@@ -51,24 +50,24 @@ def addon_zip(work):
 
 @pytest.fixture(scope="module")
 def portrait_png(work):
-    image = cv2.resize(data.astronaut(), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    image = still_photo(SIZE)
     path = work / "astronaut.png"
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return path, image
 
 
 @pytest.fixture(scope="module")
-def driver_video(work, portrait_png):
-    """The portrait itself as the actor: footage frame n is shifted by n * SHIFT pixels."""
-    _, image = portrait_png
-    path = work / "actor.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24, (SIZE, SIZE))
-    for n in range(1, 21):
-        m = np.float32([[1, 0, SHIFT[0] * n], [0, 1, SHIFT[1] * n]])
-        frame = cv2.warpAffine(image, m, (SIZE, SIZE), borderMode=cv2.BORDER_REFLECT)
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+def portrait_points(portrait_png):
+    """The astronaut's own 68 landmarks (pixels), found by the offline detector."""
+    from livingportrait_backend.detectors import detect_portrait_landmarks
+
+    return detect_portrait_landmarks(portrait_png[1], "astronaut").points
+
+
+@pytest.fixture(scope="module")
+def driver_video(work):
+    """The astronaut as the actor, swaying, turning and leaning by known affine maps (no noise)."""
+    return make_driver_video(work / "actor.avi", count=20, kind="moving", noise=0.0, size=SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +75,7 @@ def driver_sequence(work, driver_video):
     """The actor's footage as numbered PNG files starting at 0101 (a shot cut from a longer one)."""
     folder = work / "actor_frames"
     folder.mkdir()
-    cap = cv2.VideoCapture(str(driver_video))
+    cap = cv2.VideoCapture(str(driver_video.path))
     n = 0
     while True:
         ok, frame = cap.read()
@@ -88,12 +87,9 @@ def driver_sequence(work, driver_video):
 
 
 @pytest.fixture(scope="module")
-def performance_npz(work, portrait_png):
+def performance_npz(work, portrait_points):
     """A performance file with its own frame numbers (100...): the jaw drops steadily."""
-    from livingportrait_backend.detectors import detect_portrait_landmarks
-
-    _, image = portrait_png
-    points = detect_portrait_landmarks(image, "astronaut").points
+    points = portrait_points
     n = FRAME_END - FRAME_START + 1
     landmarks = np.repeat(points[None], n, axis=0).astype(np.float32)
     for t in range(n):
@@ -142,7 +138,7 @@ def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driv
     folder = work / f"blender_{version}"
     folder.mkdir()
     config = {"zip": str(addon_zip), "address": backend.address, "work": str(folder),
-              "portrait": str(portrait_png[0]), "driver_video": str(driver_video),
+              "portrait": str(portrait_png[0]), "driver_video": str(driver_video.path),
               "driver_sequence": str(driver_sequence),
               "performance": str(performance_npz), "long_performance": str(long_performance_npz),
               "frame_start": FRAME_START, "frame_end": FRAME_END,
@@ -256,7 +252,7 @@ def test_pin_to_plane_puts_the_animation_on_the_plane_over_the_plate(blender, dr
     expected = sequence[SIZE // 2 - 2 * r:SIZE // 2 + 2 * r, SIZE // 2 - 2 * r:SIZE // 2 + 2 * r, :3].mean(axis=(0, 1))
     assert np.abs(inside - expected).max() < 0.03, (inside, expected)
     # Outside the plane: the plate, i.e. the clip's footage frame for this scene frame.
-    cap = cv2.VideoCapture(str(driver_video))
+    cap = cv2.VideoCapture(str(driver_video.path))
     cap.set(cv2.CAP_PROP_POS_FRAMES, obs["clip_frame"] - 1)
     ok, bgr = cap.read()
     assert ok
@@ -276,25 +272,33 @@ def test_detect_landmarks_brings_68_named_tracks_on_clip_frames(blender):
     assert obs["source_after"] == "CLIP"
 
 
-def test_detected_tracks_follow_the_actors_motion_in_blenders_coordinates(blender):
+def assert_markers_show_their_footage_frames(obs, driver_video, portrait_points):
+    """The markers on the first and last clip frame of the range sit where the actor's landmarks are
+    on the footage frame that clip frame shows, and nearer there than on any other footage frame."""
+    known = known_positions(portrait_points, driver_video.affines)  # footage frame n is known[n - 1]
+    first_clip = FRAME_START - CLIP_FRAME_START + 1
+    for key, clip_frame in (("co_first_clip_frame", first_clip),
+                            ("co_last_clip_frame", first_clip + FRAME_END - FRAME_START)):
+        co = np.array(obs[key])
+        # Marker coordinates: 0-1 with y up; landmarks: pixels with y down.
+        pixels = np.stack([co[:, 0] * SIZE, (1 - co[:, 1]) * SIZE], axis=1)
+        errors = np.linalg.norm(known - pixels[None], axis=2).mean(axis=1)
+        assert int(np.argmin(errors)) + 1 == clip_frame, errors
+        assert errors[clip_frame - 1] < 3.0, errors
+
+
+def test_detected_tracks_sit_on_the_actors_face_on_the_right_frames(blender, driver_video, portrait_points):
     obs = scenario(blender, "detect_tracks")
-    first = np.array(obs["co_first_clip_frame"]) * SIZE
-    last = np.array(obs["co_last_clip_frame"]) * SIZE
-    moved = (last - first).mean(axis=0)
-    frames_apart = FRAME_END - FRAME_START
-    # Marker y grows upwards: the head moving down in the image lowers the markers.
-    assert np.allclose(moved, [SHIFT[0] * frames_apart, -SHIFT[1] * frames_apart], atol=3.0), moved
+    assert_markers_show_their_footage_frames(obs, driver_video, portrait_points)
 
 
-def test_detect_landmarks_on_an_image_sequence_clip_maps_files_to_frames(blender):
+def test_detect_landmarks_on_an_image_sequence_clip_maps_files_to_frames(blender, driver_video, portrait_points):
     obs = scenario(blender, "detect_sequence_clip")
     assert obs["error"] is None and obs["source"] == "SEQUENCE" and obs["names"] == 68
     first_clip = FRAME_START - CLIP_FRAME_START + 1
     assert obs["marker_frames"] == list(range(first_clip, first_clip + FRAME_END - FRAME_START + 1))
-    # Clip frame c shows file 0100 + c, i.e. footage frame c: the same motion as the movie.
-    moved = ((np.array(obs["co_last_clip_frame"]) - np.array(obs["co_first_clip_frame"])) * SIZE).mean(axis=0)
-    frames_apart = FRAME_END - FRAME_START
-    assert np.allclose(moved, [SHIFT[0] * frames_apart, -SHIFT[1] * frames_apart], atol=3.0), moved
+    # Clip frame c shows file 0100 + c, which holds footage frame c.
+    assert_markers_show_their_footage_frames(obs, driver_video, portrait_points)
 
 
 def test_animate_from_detected_tracks(blender):

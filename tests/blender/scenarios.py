@@ -241,7 +241,7 @@ def main(config_path, results_path):
         first_clip = cfg["frame_start"] - clip.frame_start + 1
         last_clip = cfg["frame_end"] - clip.frame_start + 1
         co = [[list(t.markers.find_frame(f, exact=True).co) for t in tracks] for f in (first_clip, last_clip)]
-        settings.clip = bpy.data.movieclips["actor.mp4"]
+        settings.clip = bpy.data.movieclips[os.path.basename(cfg["driver_video"])]
         return {"error": error, "source": clip.source, "names": len(tracks),
                 "marker_frames": sorted(m.frame for m in tracks[0].markers) if tracks else [],
                 "co_first_clip_frame": co[0], "co_last_clip_frame": co[1]}
