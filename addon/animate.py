@@ -3,8 +3,8 @@ import time
 
 import bpy
 
-from . import compositor, connection, frame_mapping, job_inputs, preferences
-from .job_runner import JobDriver, StreamOperatorMixin
+from . import compositor, frame_mapping, job_inputs
+from .job_runner import JobDriver, StreamOperatorMixin, job_driver
 from .wire.client import FrameWritten, RenderJob
 
 REFRESH_INTERVAL_S = 0.5  # re-evaluating the compositor on every frame would thrash it
@@ -52,8 +52,7 @@ def start_animate(context) -> JobDriver:
     files = (int(driver_seq.frames[0]), int(driver_seq.frames[-1]))
     timing = frame_mapping.sequence_timing(files[0], files[1], first_scene_frame=files[0])
     handler = AnimateHandler(scene, compositor.first_file_path(job.out_dir, job.name, files[0]), timing)
-    prefs = preferences.get(context)
-    return JobDriver(connection.connector(context), job, handler, "Animate", prefs.silence_timeout, context)
+    return job_driver(context, job, handler, "Animate")
 
 
 class LIVINGPORTRAIT_OT_animate(StreamOperatorMixin, bpy.types.Operator):

@@ -13,6 +13,7 @@ import time
 
 import bpy
 
+from . import connection, preferences
 from .wire.client import FrameWritten
 from .wire.errors import BackendUnavailable, Cancelled, LivingPortraitError
 
@@ -153,6 +154,12 @@ class JobDriver:
         state.running = False
         state.message = message
         redraw_ui()
+
+
+def job_driver(context, job, handler, kind: str) -> JobDriver:
+    """A driver for ``job`` on the backend the preferences name, with their silence timeout."""
+    return JobDriver(connection.connector(context), job, handler, kind,
+                     preferences.get(context).silence_timeout, context)
 
 
 class StreamOperatorMixin:

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import (clip_tracks, compositor, connection, frame_mapping, job_inputs, landmark_rig, local_backend,
                preferences)
-from .job_runner import JobDriver, StreamOperatorMixin, job_state
+from .job_runner import JobDriver, StreamOperatorMixin, job_driver, job_state
 from .wire.client import DetectJob
 from .wire.errors import BadInput, LivingPortraitError
 from .wire.landmarks import LandmarkSequence
@@ -83,8 +83,7 @@ def start_detect(context) -> JobDriver:
         settings.tracking_object = object_name
         settings.source = "CLIP"
 
-    return JobDriver(connection.connector(context), job, _ResultHandler(apply), "Detect",
-                     preferences.get(context).silence_timeout, context)
+    return job_driver(context, job, _ResultHandler(apply), "Detect")
 
 
 class LIVINGPORTRAIT_OT_detect_landmarks(StreamOperatorMixin, bpy.types.Operator):
@@ -110,8 +109,7 @@ def start_create_rig(context) -> JobDriver:
         settings.rig = rig
         settings.source = "RIG"
 
-    return JobDriver(connection.connector(context), job, _ResultHandler(apply), "Create Rig",
-                     preferences.get(context).silence_timeout, context)
+    return job_driver(context, job, _ResultHandler(apply), "Create Rig")
 
 
 class LIVINGPORTRAIT_OT_create_rig(StreamOperatorMixin, bpy.types.Operator):
