@@ -34,15 +34,21 @@ def redraw_ui(context=None) -> None:
                 area.tag_redraw()
 
 
-def _run_stream(connect, job, silence_timeout_s, on_events, cancelled=lambda: False):
+def _run_stream(connect, job, silence_timeout_s, on_events, cancelled=None):
     """Connect, submit ``job`` and follow it to the end; returns the job's result.
 
-    ``on_events(events, progress)`` gets what each poll produced; ``cancelled()`` is asked between polls.
-    Raises the job's error, Cancelled, or BackendUnavailable after ``silence_timeout_s`` of silence.
+    ``on_events(events, progress)`` gets what each poll produced. Without ``cancelled`` (background
+    mode) the stream's own wait runs it, reconnecting and resuming for up to ``silence_timeout_s`` if
+    the backend goes away. With it (the worker thread), ``cancelled()`` is asked between polls and
+    ``silence_timeout_s`` of silence raises BackendUnavailable. Raises the job's error or Cancelled.
     """
     client, _info = connect()
     try:
         stream = client.submit(job)
+        if cancelled is None:
+            stream.wait(on_event=lambda event: on_events([event], float(stream.progress)),
+                        reconnect_s=silence_timeout_s)
+            return stream.result
         cancel_sent = False
         while not stream.finished:
             if not cancel_sent and cancelled():

@@ -10,6 +10,8 @@ import json
 import os
 import socket
 import subprocess
+import tomllib
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -182,10 +184,25 @@ def frame_files(name, first, last):
     return [f"{name}.{f:04d}.exr" for f in range(first, last + 1)]
 
 
-def test_zip_validates_with_blenders_own_extension_tool(addon_zip):
+WHEEL_TAGS = {"linux-x64": "manylinux", "macos-arm64": "macosx", "windows-x64": "win_amd64"}
+
+
+@pytest.mark.parametrize("platform", sorted(WHEEL_TAGS))
+def test_each_platform_zip_validates_and_carries_only_its_own_wheel(work, platform):
+    zip_path = build_addon.build(platform, work / "dist_all", ROOT / "build" / "wheels")
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+        manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
+    assert manifest["id"] == "living_portrait" and manifest["platforms"] == [platform]
+    (wheel,) = manifest["wheels"]
+    assert wheel.startswith("./wheels/pyzmq-") and "cp311" in wheel and WHEEL_TAGS[platform] in wheel
+    assert wheel[2:] in names
+    assert "__init__.py" in names and "wire/client.py" in names and "wire/landmarks.py" in names
+    assert not any("__pycache__" in n for n in names)
+    # Blender's own extension tool accepts it (it checks the manifest, the wheels and the layout).
     tool = next(BLENDERS["5.0"].glob("lib/python3.11/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/"
                                      "blender_ext.py"))
-    run = subprocess.run([str(BLENDERS["5.0"] / "bin" / "python"), str(tool), "validate", str(addon_zip)],
+    run = subprocess.run([str(BLENDERS["5.0"] / "bin" / "python"), str(tool), "validate", str(zip_path)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
