@@ -11,8 +11,9 @@ import numpy as np
 from . import clip_tracks, frame_mapping, landmark_rig, preferences, properties
 from .wire.errors import BadInput
 from .wire.landmarks import load_sequence
+from .wire.protocol import Limits
 
-MAX_PORTRAITS = 32
+MAX_PORTRAITS = Limits().max_portraits
 
 
 def frame_range(scene, settings) -> tuple[int, int]:
@@ -28,8 +29,12 @@ def image_file_bytes(image) -> bytes:
     if not image.filepath or not os.path.isfile(path):
         raise BadInput(f"missing image: {image.name!r} has no file at {path or '(no path)'}; "
                        "find or re-link the file (File > External Data > Find Missing Files) or pack it")
-    with open(path, "rb") as f:
-        return f.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise BadInput(f"image {image.name!r}: cannot read {path} ({exc.strerror}); check the file's "
+                       "permissions or pack the image") from None
 
 
 def portrait_images(settings) -> list:
