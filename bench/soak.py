@@ -283,6 +283,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20, help="kill -9 trials (default 20)")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as each part ends
     work = tempfile.mkdtemp(prefix="livingportrait-soak-")
     try:
         ok = [soak_hostile(args.hostile, args.seed, work) if args.hostile else True,
