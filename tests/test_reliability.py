@@ -13,11 +13,11 @@ import pytest
 from livingportrait_backend.farm import render_frames
 from livingportrait_backend.frame_renderer import RenderSpec
 from livingportrait_backend.images import decode_portrait
-from livingportrait_wire.client import (BackendClient, ConnectionLost, FrameWritten, Resumed)
+from livingportrait_wire.client import BackendClient, ConnectionLost, FrameWritten, Resumed
 from livingportrait_wire.codec import decode, encode
 from livingportrait_wire.errors import BackendUnavailable
 from livingportrait_wire.landmarks import save_sequence
-from livingportrait_wire.protocol import (ACCEPTED, CREDIT, ERROR, FRAME, HELLO, PING, PONG, SERVER_TYPES,
+from livingportrait_wire.protocol import (CREDIT, ERROR, FRAME, HELLO, PING, PONG, SERVER_TYPES,
                                           WELCOME, ErrorCode)
 
 from backend_process import BackendProcess
@@ -222,6 +222,33 @@ def test_jobs_per_client_limit_is_a_typed_error(tmp_path):
         welcome = BackendClient(backend.address)
         assert welcome.handshake()["limits"]["max_jobs_per_client"] == 1  # announced in the handshake
         welcome.close()
+    finally:
+        client.close()
+        backend.stop()
+
+
+def test_a_client_that_never_announced_heartbeats_keeps_its_job_while_silent(tmp_path):
+    """Older clients (protocol 1 before heartbeats) never ping: silence alone must not cost them the job."""
+    backend = BackendProcess("--client-timeout", "2")
+    client = RawClient(backend.address, heartbeats=False)
+    try:
+        client.send(render_job(tmp_path, frames=5, window=1).message("legacy"))
+        frames, beats = [], 0
+        deadline = time.monotonic() + 30
+        while beats < 4:  # four heartbeats = twice the client timeout of pure silence from this client
+            assert time.monotonic() < deadline
+            msg = client.recv(1)
+            if msg is not None and msg.id == "legacy":
+                assert msg.type != ERROR, msg.header
+                frames += [msg.header["frame"]] if msg.type == FRAME else []
+                beats += msg.type == PONG and bool(frames)
+        client.send(encode(CREDIT, "legacy", {"credits": 1}))
+        while len(frames) < 2:
+            assert time.monotonic() < deadline
+            msg = client.recv(1)
+            if msg is not None and msg.id == "legacy" and msg.type == FRAME:
+                frames.append(msg.header["frame"])
+        assert frames == [1, 2]
     finally:
         client.close()
         backend.stop()

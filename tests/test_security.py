@@ -1,6 +1,5 @@
 """Security: loopback by default, CurveZMQ for anything else, key files with private secrets, only
 authorised keys served, no path traversal at any door, and no pickle anywhere."""
-import os
 import re
 import stat
 import subprocess
