@@ -151,32 +151,32 @@ class RawClient:
         self.sock.close(0)
 
 
+def frames_through_heartbeats(client, job_id, frames, settle_at, deadline):
+    """Ping (the client is alive) and count ``job_id``'s FRAMEs, starting from ``frames``, until four of
+    the backend's heartbeats for the job have come after the count reached ``settle_at``."""
+    heartbeats = 0
+    while heartbeats < 4:
+        assert time.monotonic() < deadline
+        client.send(encode(PING, "keepalive"))
+        msg = client.recv(1)
+        if msg is not None and msg.id == job_id:
+            frames += msg.type == FRAME
+            heartbeats += msg.type == PONG and frames == settle_at
+    return frames
+
+
 def test_a_client_that_stops_granting_credits_gets_only_its_window(tmp_path):
     backend = BackendProcess()
     client = RawClient(backend.address)
     try:
         client.send(render_job(tmp_path, frames=40, window=2).message("stalled"))
-        frames, heartbeats = 0, 0
         deadline = time.monotonic() + 30
-        while heartbeats < 4:  # the backend is alive and says so; no frame comes past the window
-            assert time.monotonic() < deadline
-            client.send(encode(PING, "keepalive"))
-            msg = client.recv(1)
-            if msg is not None and msg.id == "stalled":
-                frames += msg.type == FRAME
-                heartbeats += msg.type == PONG and frames == 2
+        # The backend is alive and says so, but no frame comes past the window.
+        frames = frames_through_heartbeats(client, "stalled", 0, 2, deadline)
         assert frames == 2
         # A lying grant of a million credits is capped at the window: two more frames, not the rest.
         client.send(encode(CREDIT, "stalled", {"credits": 1_000_000}))
-        heartbeats = 0
-        while heartbeats < 4:
-            assert time.monotonic() < deadline
-            client.send(encode(PING, "keepalive"))
-            msg = client.recv(1)
-            if msg is not None and msg.id == "stalled":
-                frames += msg.type == FRAME
-                heartbeats += msg.type == PONG and frames == 4
-        assert frames == 4
+        assert frames_through_heartbeats(client, "stalled", frames, 4, deadline) == 4
     finally:
         client.close()
         backend.stop()
