@@ -435,3 +435,9 @@ def test_panel_draws_every_setting_with_real_properties_and_operators(blender):
     assert ["progress", "Animate: 25%"] in running
     ops = {entry[1] for entry in running if entry[0] == "operator"}
     assert "living_portrait.cancel" in ops and "living_portrait.animate" not in ops
+
+
+def test_disabling_removes_everything_and_enabling_again_restores_it(blender):
+    obs = scenario(blender, "disable_enable")
+    assert not any(obs["after_disable"].values()), obs
+    assert all(obs["after_enable"].values()), obs

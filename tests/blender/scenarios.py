@@ -38,6 +38,12 @@ def timer_tick():
     time.sleep(job_runner.TIMER_INTERVAL_S)
 
 
+def operator_registered(idname: str) -> bool:
+    """Whether an operator class is registered (``hasattr(bpy.ops.x, name)`` is always true)."""
+    module, name = idname.split(".")
+    return hasattr(bpy.types, f"{module.upper()}_OT_{name}")
+
+
 def op_error(call) -> str | None:
     """Run an operator call; the error it reported, or None when it finished."""
     try:
@@ -114,8 +120,7 @@ class LayoutRecorder:
         self.log.append(("prop", data.bl_rna.identifier, name, name in data.bl_rna.properties))
 
     def operator(self, idname, **kwargs):
-        module, name = idname.split(".")
-        self.log.append(("operator", idname, hasattr(getattr(bpy.ops, module), name)))
+        self.log.append(("operator", idname, operator_registered(idname)))
         return type("OperatorProperties", (), {})()
 
     def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kwargs):
@@ -145,8 +150,10 @@ def main(config_path, results_path):
         bpy.ops.extensions.package_install_files(filepath=cfg["zip"], repo=repo, enable_on_install=True)
         import zmq
         return {"enabled": f"bl_ext.{repo}.living_portrait" in bpy.context.preferences.addons,
-                "has_operators": [hasattr(bpy.ops.living_portrait, n) for n in
-                                  ("animate", "detect_landmarks", "create_rig", "cancel", "pin_to_plane")],
+                "has_operators": [operator_registered(f"living_portrait.{n}") for n in
+                                  ("animate", "detect_landmarks", "create_rig", "cancel", "pin_to_plane",
+                                   "backend_start", "backend_stop", "backend_check", "portrait_add",
+                                   "portrait_remove")],
                 "zmq_file": zmq.__file__,
                 "user_folder": bpy.utils.extension_path_user("bl_ext.user_default.living_portrait")}
 
@@ -465,7 +472,21 @@ def main(config_path, results_path):
         prefs.address = cfg["address"]
         return outcome
 
-    bpy.ops.preferences.addon_disable(module="bl_ext.user_default.living_portrait")
+    @record(results, "disable_enable")
+    def _():
+        module = "bl_ext.user_default.living_portrait"
+        bpy.ops.preferences.addon_disable(module=module)
+        after_disable = {"enabled": module in bpy.context.preferences.addons,
+                         "scene_settings": hasattr(bpy.types.Scene, "living_portrait"),
+                         "operator": operator_registered("living_portrait.animate"),
+                         "panel": hasattr(bpy.types, "LIVINGPORTRAIT_PT_compositor")}
+        bpy.ops.preferences.addon_enable(module=module)
+        after_enable = {"enabled": module in bpy.context.preferences.addons,
+                        "scene_settings": hasattr(bpy.types.Scene, "living_portrait"),
+                        "operator": operator_registered("living_portrait.animate")}
+        bpy.ops.preferences.addon_disable(module=module)
+        return {"after_disable": after_disable, "after_enable": after_enable}
+
     with open(results_path, "w") as f:
         json.dump(results, f, indent=1)
 
