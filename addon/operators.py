@@ -105,7 +105,8 @@ def start_create_rig(context) -> JobDriver:
                     face_index=settings.face_index)
 
     def apply(seq):
-        rig = landmark_rig.create_rig(context, image, seq.landmarks[0], name=f"{image.name} Rig")
+        # Runs when the job ends, maybe ticks later: the context of the click is gone by then.
+        rig = landmark_rig.create_rig(bpy.context, image, seq.landmarks[0], name=f"{image.name} Rig")
         settings.rig = rig
         settings.source = "RIG"
 
