@@ -81,7 +81,6 @@ class JobDriver:
         self.frames_written = 0
         self._queue = queue.SimpleQueue()
         self._cancel = threading.Event()
-        self._thread = None
         state = job_state(context)
         state.running, state.kind, state.progress = True, kind, 0.0
         state.cancel_requested = False
@@ -90,8 +89,7 @@ class JobDriver:
     # ---- interactive: a worker thread, drained by a timer ---------------------------------------
     def start(self) -> None:
         """Start the worker thread (it connects, submits and follows the job)."""
-        self._thread = threading.Thread(target=self._work, name=f"Living Portrait {self.kind}", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._work, name=f"Living Portrait {self.kind}", daemon=True).start()
 
     def _work(self) -> None:
         try:
