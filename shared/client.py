@@ -191,6 +191,8 @@ class BackendClient:
             self.sock.curve_publickey = self.curve.client_public
             self.sock.curve_secretkey = self.curve.client_secret
         # The monitor tells a refused key or a security mismatch apart from a backend that is not there.
+        self._refusal: str | None = None
+        self._refused_key = False
         self._monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
                                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                                                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
@@ -214,32 +216,33 @@ class BackendClient:
         self.close()
 
     def _unavailable(self, what: str, waited_s: float | None = None) -> BackendUnavailable:
-        refused = self._handshake_failure()
-        if refused:
-            return BackendUnavailable(f"the backend at {self.address} refused the connection: {refused}",
-                                      REFUSED)
+        self._read_monitor()
+        if self._refusal:
+            # Only the backend's authenticator saying no is final; other handshake failures may be a
+            # backend dying mid-handshake, so they explain the timeout but do not stop a reconnect.
+            return BackendUnavailable(f"the backend at {self.address} refused the connection: {self._refusal}",
+                                      REFUSED if self._refused_key else BackendUnavailable.code)
         waited = self.timeout_s if waited_s is None else waited_s
         return BackendUnavailable(f"no answer from the backend at {self.address} within {waited:g} s "
                                   f"({what}); start it with `livingportrait serve` or check the address")
 
-    def _handshake_failure(self) -> str | None:
-        """What the transport's security handshake said, if it failed (read from the monitor)."""
+    def _read_monitor(self) -> None:
+        """Note what the transport's security handshake said, if it failed."""
         from zmq.utils.monitor import recv_monitor_message
 
         zmq = self._zmq
-        reason = None
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
             if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                reason = ("it does not know this client's CurveZMQ key; ask its operator to add your "
-                          "public NAME.key file to its authorised keys folder")
+                self._refused_key = True
+                self._refusal = ("it does not know this client's CurveZMQ key; ask its operator to add your "
+                                 "public NAME.key file to its authorised keys folder")
             elif self.curve is None:
-                reason = ("it requires CurveZMQ; give the backend's public key and your key pair "
-                          "(`livingportrait keys generate`)")
+                self._refusal = ("it requires CurveZMQ; give the backend's public key and your key pair "
+                                 "(`livingportrait keys generate`)")
             else:
-                reason = ("the CurveZMQ handshake failed; check that the server key file is the backend's "
-                          "public key and that the backend uses CurveZMQ")
-        return reason
+                self._refusal = ("the CurveZMQ handshake failed; check that the server key file is the "
+                                 "backend's public key and that the backend uses CurveZMQ")
 
     def _send(self, frames: list, copy: bool = True) -> None:
         try:
@@ -278,9 +281,10 @@ class BackendClient:
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            self._read_monitor()
+            if remaining <= 0 or self._refused_key:  # a refused key is final: say so at once
                 raise self._unavailable(msg_type, timeout_s)
-            msg = self._recv(int(remaining * 1000) + 1)
+            msg = self._recv(min(int(remaining * 1000) + 1, 100))
             if msg is None:
                 continue
             if msg.id == req_id:
