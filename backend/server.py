@@ -260,6 +260,8 @@ class Server:
     # ---- worker threads ----------------------------------------------------------------------
     def _run_job(self, job: _Job, msg: Message) -> None:
         push = self.ctx.socket(zmq.PUSH)
+        # LINGER 0: a finished job's socket never waits. SNDHWM default: if the socket thread falls behind,
+        # a worker blocks on send (backpressure), and credits already bound what a job can queue.
         push.setsockopt(zmq.LINGER, 0)
         push.connect(self.outbox_address)
 

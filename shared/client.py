@@ -183,6 +183,7 @@ class BackendClient:
         # resume does not repair. SNDTIMEO: a send never blocks for ever when the queue is full.
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
+        # RCVHWM stays at its default (1000): the credit window, not the HWM, bounds the frames in flight.
         self.sock.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
         if self.curve is not None:
             if not zmq.has("curve"):
