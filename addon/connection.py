@@ -4,12 +4,15 @@
 that connects without touching bpy, so a job's worker thread can make (and own) its socket.
 """
 import os
+import time
 
 import bpy
 
 from . import local_backend, preferences
 from .wire.client import BackendClient, CurveKeys
 from .wire.errors import BackendUnavailable, BadInput
+
+LOCAL_START_S = 30.0  # a backend just started may take a while (imports, models) before it answers
 
 
 def log_path() -> str:
@@ -54,7 +57,29 @@ def connector(context=None):
             if not start_local:
                 raise
         local_backend.LOCAL.start(command, address, log)
-        client = BackendClient(address, timeout_s=timeout_s, curve=curve)
-        return client, client.handshake()
+        return _await_local_backend(address, timeout_s, curve, log)
 
     return connect
+
+
+def _await_local_backend(address: str, timeout_s: float, curve, log: str):
+    """Shake hands with a backend that is starting: short attempts for up to LOCAL_START_S, giving up
+    at once if its process has exited."""
+    client = BackendClient(address, timeout_s=1.0, curve=curve)
+    deadline = time.monotonic() + max(timeout_s, LOCAL_START_S)
+    while True:
+        try:
+            info = client.handshake()
+        except BackendUnavailable:
+            process = local_backend.LOCAL.process
+            if process is None or process.poll() is not None:
+                client.close()
+                raise BackendUnavailable(f"the local backend exited as it started (exit code "
+                                         f"{process.returncode if process else '?'}); see its log {log}") from None
+            if time.monotonic() > deadline:
+                client.close()
+                raise BackendUnavailable(f"the local backend started but did not answer within "
+                                         f"{LOCAL_START_S:.0f} s; see its log {log}") from None
+            continue
+        client.timeout_s = timeout_s
+        return client, info

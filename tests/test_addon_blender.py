@@ -147,6 +147,7 @@ def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driv
               "clip_frame_start": CLIP_FRAME_START, "plane_corners": PLANE_CORNERS,
               "unused_address": f"tcp://127.0.0.1:{free_port()}",
               "local_address": f"tcp://127.0.0.1:{free_port()}",
+              "auto_address": f"tcp://127.0.0.1:{free_port()}",
               "curve": curve_backend,
               "livingportrait_command": str(ROOT / ".venv" / "bin" / "livingportrait")}
     (folder / "config.json").write_text(json.dumps(config))
@@ -441,3 +442,17 @@ def test_disabling_removes_everything_and_enabling_again_restores_it(blender):
     obs = scenario(blender, "disable_enable")
     assert not any(obs["after_disable"].values()), obs
     assert all(obs["after_enable"].values()), obs
+
+
+def test_a_local_backend_starts_by_itself_when_the_preference_says_so(blender):
+    obs = scenario(blender, "auto_local_backend")
+    assert obs["error"] is None and obs["started"]
+    assert obs["files"] == frame_files("auto", FRAME_START, FRAME_END)
+
+
+def test_a_local_backend_that_cannot_start_is_reported(blender):
+    obs = scenario(blender, "auto_local_backend")
+    assert "could not start the backend" in reported(obs["missing_command"])
+    assert "no-such-livingportrait" in obs["missing_command"]
+    assert "exited as it started (exit code 1)" in reported(obs["exits_at_once"])
+    assert obs["missing_command_files"] == [] and obs["exits_at_once_files"] == []

@@ -435,6 +435,30 @@ def main(config_path, results_path):
                 "stop_error": stop_error, "running_after_stop": lp.local_backend.LOCAL.running,
                 "log": lp.local_backend.LOCAL.log_path}
 
+    @record(results, "auto_local_backend")
+    def _():
+        # No backend at the address: with the preference on, Animate starts one and goes on.
+        prefs.start_local_automatically = True
+        prefs.address = cfg["auto_address"]
+        prefs.connect_timeout = 1.0
+        prefs.local_command = cfg["livingportrait_command"]
+        settings.source, settings.performance_file = "FILE", cfg["performance"]
+        settings.output_dir, settings.sequence_name = os.path.join(work, "frames_auto"), "auto"
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        started = lp.local_backend.LOCAL.running
+        bpy.ops.living_portrait.backend_stop()
+        outcome = {"error": error, "started": started, "files": files_in(settings.output_dir)}
+        for label, command in (("missing_command", os.path.join(work, "no-such-livingportrait")),
+                               ("exits_at_once", "false")):
+            prefs.local_command = command
+            settings.output_dir = os.path.join(work, f"frames_{label}")
+            outcome[label] = op_error(lambda: bpy.ops.living_portrait.animate())
+            outcome[label + "_files"] = files_in(settings.output_dir)
+            lp.local_backend.LOCAL.stop()
+        prefs.start_local_automatically = False
+        prefs.address, prefs.connect_timeout = cfg["address"], 10.0
+        return outcome
+
     @record(results, "panel")
     def _():
         from bl_ext.user_default.living_portrait import panels
