@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BLENDERS = {"4.2": ROOT / ".venv-bpy42", "5.0": ROOT / ".venv-bpy50"}
 FRAME_START, FRAME_END = 11, 18  # scene frames; not 1, so any off-by-one in the mapping shows
 CLIP_FRAME_START = 9  # the actor's clip starts two frames before the animated range
+CLIP_FRAME_OFFSET = 2  # and, where a test says so, skips the first two frames of its footage
 SIZE = 384
 # A still plane (marker coordinates, bottom-left origin, counter-clockwise from bottom-left) covering
 # the middle of the plate: an axis-aligned square, so its centre shows the sequence's centre.
@@ -144,7 +145,8 @@ def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driv
               "driver_sequence": str(driver_sequence),
               "performance": str(performance_npz), "long_performance": str(long_performance_npz),
               "frame_start": FRAME_START, "frame_end": FRAME_END,
-              "clip_frame_start": CLIP_FRAME_START, "plane_corners": PLANE_CORNERS,
+              "clip_frame_start": CLIP_FRAME_START,
+              "clip_frame_offset": CLIP_FRAME_OFFSET, "plane_corners": PLANE_CORNERS,
               "unused_address": f"tcp://127.0.0.1:{free_port()}",
               "local_address": f"tcp://127.0.0.1:{free_port()}",
               "auto_address": f"tcp://127.0.0.1:{free_port()}",
@@ -290,9 +292,10 @@ def test_detect_landmarks_brings_68_named_tracks_on_clip_frames(blender):
     assert obs["source_after"] == "CLIP"
 
 
-def assert_markers_show_their_footage_frames(obs, driver_video, portrait_points):
+def assert_markers_show_their_footage_frames(obs, driver_video, portrait_points, frame_offset=0):
     """The markers on the first and last clip frame of the range sit where the actor's landmarks are
-    on the footage frame that clip frame shows, and nearer there than on any other footage frame."""
+    on the footage frame that clip frame shows (clip frame + offset), and nearer there than on any
+    other footage frame."""
     known = known_positions(portrait_points, driver_video.affines)  # footage frame n is known[n - 1]
     first_clip = FRAME_START - CLIP_FRAME_START + 1
     for key, clip_frame in (("co_first_clip_frame", first_clip),
@@ -301,8 +304,9 @@ def assert_markers_show_their_footage_frames(obs, driver_video, portrait_points)
         # Marker coordinates: 0-1 with y up; landmarks: pixels with y down.
         pixels = np.stack([co[:, 0] * SIZE, (1 - co[:, 1]) * SIZE], axis=1)
         errors = np.linalg.norm(known - pixels[None], axis=2).mean(axis=1)
-        assert int(np.argmin(errors)) + 1 == clip_frame, errors
-        assert errors[clip_frame - 1] < 3.0, errors
+        footage_frame = clip_frame + frame_offset
+        assert int(np.argmin(errors)) + 1 == footage_frame, errors
+        assert errors[footage_frame - 1] < 3.0, errors
 
 
 def test_detected_tracks_sit_on_the_actors_face_on_the_right_frames(blender, driver_video, portrait_points):
@@ -315,8 +319,25 @@ def test_detect_landmarks_on_an_image_sequence_clip_maps_files_to_frames(blender
     assert obs["error"] is None and obs["source"] == "SEQUENCE" and obs["names"] == 68
     first_clip = FRAME_START - CLIP_FRAME_START + 1
     assert obs["marker_frames"] == list(range(first_clip, first_clip + FRAME_END - FRAME_START + 1))
-    # Clip frame c shows file 0100 + c, which holds footage frame c.
-    assert_markers_show_their_footage_frames(obs, driver_video, portrait_points)
+    # With the clip's frame offset, clip frame c shows file 0100 + c + offset: footage frame c + offset.
+    assert_markers_show_their_footage_frames(obs, driver_video, portrait_points, CLIP_FRAME_OFFSET)
+
+
+def test_blender_shows_the_footage_frame_the_mapping_says(blender, driver_video):
+    """The add-on's clip frame arithmetic agrees with what Blender's own Movie Clip node shows."""
+    obs = scenario(blender, "clip_mapping")
+    cap = cv2.VideoCapture(str(driver_video.path))
+    footage = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        footage.append(srgb_to_linear(bgr[..., ::-1] / 255.0))
+    for kind in ("movie", "sequence"):
+        shown = read_exr(obs[kind])["RGBA"][..., :3]
+        errors = [float(np.abs(shown - f).mean()) for f in footage]
+        assert int(np.argmin(errors)) + 1 == obs[kind + "_footage_frame"], (kind, errors)
+        assert obs[kind + "_footage_frame"] == FRAME_START + 2 - CLIP_FRAME_START + 1 + CLIP_FRAME_OFFSET
 
 
 def test_animate_from_detected_tracks(blender):

@@ -82,7 +82,7 @@ def render_compositor(scene, frames, folder, size, tag):
     for frame in frames:
         scene.frame_set(frame)
         scene.render.filepath = os.path.join(folder, f"{tag}_comp_{frame:04d}.exr")
-        bpy.ops.render.render(write_still=True)
+        bpy.ops.render.render(write_still=True, scene=scene.name)
         out[str(frame)] = scene.render.filepath
     return out
 
@@ -240,6 +240,7 @@ def main(config_path, results_path):
         clip = bpy.data.movieclips.load(cfg["driver_sequence"])
         clip.name = "sequence"
         clip.frame_start = cfg["clip_frame_start"]
+        clip.frame_offset = cfg["clip_frame_offset"]
         settings.clip = clip
         settings.tracking_object = "Face"
         error = op_error(lambda: bpy.ops.living_portrait.detect_landmarks())
@@ -252,6 +253,26 @@ def main(config_path, results_path):
         return {"error": error, "source": clip.source, "names": len(tracks),
                 "marker_frames": sorted(m.frame for m in tracks[0].markers) if tracks else [],
                 "co_first_clip_frame": co[0], "co_last_clip_frame": co[1]}
+
+    @record(results, "clip_mapping")
+    def _():
+        # What Blender itself shows of each clip at one scene frame: a Movie Clip node rendered in a
+        # scene of its own, for the movie and the image sequence, both with a frame offset.
+        renders = {}
+        for kind, path in (("movie", cfg["driver_video"]), ("sequence", cfg["driver_sequence"])):
+            clip = bpy.data.movieclips.load(path)
+            clip.frame_start, clip.frame_offset = cfg["clip_frame_start"], cfg["clip_frame_offset"]
+            view = bpy.data.scenes.new(f"mapping {kind}")
+            view.camera = scene.camera
+            tree = lp.compositor.compositor_tree(view)
+            node = tree.nodes.new("CompositorNodeMovieClip")
+            node.clip = clip
+            tree.links.new(node.outputs["Image"], lp.compositor.output_input(tree))
+            frame = cfg["frame_start"] + 2
+            renders[kind] = render_compositor(view, [frame], work, tuple(clip.size), f"mapping_{kind}")[str(frame)]
+            renders[kind + "_footage_frame"] = int(lp.frame_mapping.clip_to_footage_frame(
+                lp.frame_mapping.scene_to_clip(frame, clip.frame_start), clip.frame_offset))
+        return renders
 
     @record(results, "animate_detected")
     def _():
