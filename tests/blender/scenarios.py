@@ -57,6 +57,14 @@ def files_in(folder):
     return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
 
+def animate_into(settings, folder, name=None) -> dict:
+    """Run Animate (blocking, as a script does) into ``folder``: its error and the files it left."""
+    settings.output_dir = folder
+    if name:
+        settings.sequence_name = name
+    return {"error": op_error(lambda: bpy.ops.living_portrait.animate()), "files": files_in(folder)}
+
+
 def lp_compositor():
     from bl_ext.user_default.living_portrait import compositor
     return compositor
@@ -277,10 +285,7 @@ def main(config_path, results_path):
     @record(results, "animate_detected")
     def _():
         settings.source = "CLIP"
-        settings.output_dir = os.path.join(work, "frames_detected")
-        settings.sequence_name = "fromdetected"
-        error = op_error(lambda: bpy.ops.living_portrait.animate())
-        return {"error": error, "files": files_in(settings.output_dir)}
+        return animate_into(settings, os.path.join(work, "frames_detected"), "fromdetected")
 
     @record(results, "artist_tracks")
     def _():
@@ -295,10 +300,7 @@ def main(config_path, results_path):
         settings.clip = clip
         settings.tracking_object = "Face"
         settings.source = "CLIP"
-        settings.output_dir = os.path.join(work, "frames_clip")
-        settings.sequence_name = "fromclip"
-        error = op_error(lambda: bpy.ops.living_portrait.animate())
-        return {"error": error, "files": files_in(settings.output_dir)}
+        return animate_into(settings, os.path.join(work, "frames_clip"), "fromclip")
 
     @record(results, "track_gaps")
     def _():
@@ -306,9 +308,7 @@ def main(config_path, results_path):
         track = clip.tracking.objects[settings.tracking_object].tracks["outer_lips.51"]
         frame = cfg["frame_start"] + 2 - clip.frame_start + 1
         track.markers.delete_frame(frame)
-        settings.output_dir = os.path.join(work, "frames_gaps")
-        error = op_error(lambda: bpy.ops.living_portrait.animate())
-        return {"error": error, "files": files_in(settings.output_dir), "scene_frame": cfg["frame_start"] + 2}
+        return animate_into(settings, os.path.join(work, "frames_gaps"))
 
     @record(results, "wrong_track_count")
     def _():
@@ -317,10 +317,9 @@ def main(config_path, results_path):
         for i in range(12):
             obj.tracks.new(name=f"Track.{i:03d}", frame=1)
         settings.tracking_object = "Sparse"
-        settings.output_dir = os.path.join(work, "frames_count")
-        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        outcome = animate_into(settings, os.path.join(work, "frames_count"))
         settings.tracking_object = "Face"
-        return {"error": error, "files": files_in(settings.output_dir)}
+        return outcome
 
     @record(results, "rig")
     def _():
@@ -401,18 +400,16 @@ def main(config_path, results_path):
         item = settings.portraits.add()
         item.image = image
         settings.portraits.move(len(settings.portraits) - 1, 0)
-        settings.output_dir = os.path.join(work, "frames_missing")
-        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        outcome = animate_into(settings, os.path.join(work, "frames_missing"))
         settings.portraits.remove(0)
-        return {"error": error, "files": files_in(settings.output_dir)}
+        return outcome
 
     @record(results, "fewshot_without_checkpoint")
     def _():
         settings.engine = "fewshot"
-        settings.output_dir = os.path.join(work, "frames_fewshot")
-        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        outcome = animate_into(settings, os.path.join(work, "frames_fewshot"))
         settings.engine = "warp"
-        return {"error": error, "files": files_in(settings.output_dir)}
+        return outcome
 
     @record(results, "unreachable")
     def _():
@@ -464,17 +461,14 @@ def main(config_path, results_path):
         prefs.connect_timeout = 1.0
         prefs.local_command = cfg["livingportrait_command"]
         settings.source, settings.performance_file = "FILE", cfg["performance"]
-        settings.output_dir, settings.sequence_name = os.path.join(work, "frames_auto"), "auto"
-        error = op_error(lambda: bpy.ops.living_portrait.animate())
-        started = lp.local_backend.LOCAL.running
+        outcome = animate_into(settings, os.path.join(work, "frames_auto"), "auto")
+        outcome["started"] = lp.local_backend.LOCAL.running
         bpy.ops.living_portrait.backend_stop()
-        outcome = {"error": error, "started": started, "files": files_in(settings.output_dir)}
         for label, command in (("missing_command", os.path.join(work, "no-such-livingportrait")),
                                ("exits_at_once", "false")):
             prefs.local_command = command
-            settings.output_dir = os.path.join(work, f"frames_{label}")
-            outcome[label] = op_error(lambda: bpy.ops.living_portrait.animate())
-            outcome[label + "_files"] = files_in(settings.output_dir)
+            failed = animate_into(settings, os.path.join(work, f"frames_{label}"))
+            outcome[label], outcome[label + "_files"] = failed["error"], failed["files"]
             lp.local_backend.LOCAL.stop()
         prefs.start_local_automatically = False
         prefs.address, prefs.connect_timeout = cfg["address"], 10.0
