@@ -52,6 +52,11 @@ def run_detect_job(msg: Message, limits: Limits, cancel: threading.Event, send: 
             with open(path, "wb") as f:
                 f.write(msg.one("video"))
             frames, total = open_frames(path)
+            wanted = msg.optional("frames")
+            if wanted is not None:
+                # Only the frames the client asked for (a clip's range), not the whole movie.
+                keep = set(int(n) for n in wanted.reshape(-1))
+                frames, total = (f for f in frames if f[0] in keep), len(keep)
         else:
             frames, total = _images(msg, limits), len(msg.buffers.get("image", []))
             if total == 0:

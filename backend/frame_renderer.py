@@ -87,7 +87,14 @@ class FrameRenderer:
             points = detect_portrait_landmarks(portrait.srgb8, portrait.source, spec.detector).points
         self.portrait_points = points
         self._check_cancel()
-        targets = retarget(points, spec.driver, options)
+        driver = spec.driver
+        if spec.settings.get("smoothing") is not None:
+            # Hand-made drivers (clip tracks, a keyed rig) are cleaned up here; the whole performance
+            # is smoothed, as it is retargeted, so a farm chunk matches a full run.
+            from .landmarks.smoothing import SmoothingOptions, smooth_sequence
+
+            driver = smooth_sequence(driver, SmoothingOptions.parse(str(spec.settings["smoothing"])))
+        targets = retarget(points, driver, options)
         self._targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in set(self.frames)}
         self.on_progress("prepare", 0, 1)
         engine = create_engine(spec.engine)

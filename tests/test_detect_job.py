@@ -55,3 +55,17 @@ def test_footage_without_a_face_is_a_clear_error(backend):
         stream = client.submit(DetectJob(images=[blank, blank], frames=[1, 2]))
         with pytest.raises(BadInput, match="not found in any of the 2 frames"):
             stream.wait()
+
+
+def test_detect_job_on_a_movie_tracks_only_the_frames_asked_for(backend, moving_frames, tmp_path):
+    frames, expected = moving_frames
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (512, 512))
+    for png in frames:
+        writer.write(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR))
+    writer.release()
+    with BackendClient(backend.address) as client:
+        stream = client.submit(DetectJob(video=path.read_bytes(), frames=[2, 4]))
+        stream.wait()
+    assert list(stream.result.frames) == [2, 4]
+    assert np.abs(stream.result.landmarks - expected[[1, 3]]).mean() < 3.0

@@ -228,3 +228,22 @@ def test_client_gives_up_quickly_on_a_silent_address():
             with pytest.raises(BackendUnavailable, match="within 1 s"):
                 client.handshake()
         assert time.monotonic() - started < 3
+
+
+def test_smoothing_in_the_settings_cleans_up_a_jittery_driver(astronaut_png, short_performance):
+    from livingportrait_backend.frame_renderer import FrameRenderer, RenderSpec
+    from livingportrait_backend.images import read_portrait_file
+    from livingportrait_wire.landmarks import LandmarkSequence
+
+    noisy = LandmarkSequence(short_performance.landmarks
+                             + np.random.default_rng(1).normal(0, 1.5, short_performance.landmarks.shape),
+                             short_performance.frames, short_performance.image_size)
+    portrait = read_portrait_file(astronaut_png)[1]
+
+    def jitter(settings):
+        r = FrameRenderer(RenderSpec([portrait], noisy, settings=settings))
+        r.prepare()
+        t = np.stack([r.targets(f) for f in r.frames])
+        return np.abs(np.diff(t, axis=0)).mean()
+
+    assert jitter({"smoothing": 2.0}) < 0.5 * jitter({})
