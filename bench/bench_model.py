@@ -127,7 +127,6 @@ def main() -> None:
             ("folded + inference_mode", True, False, None, False),
             ("folded + channels_last", True, True, None, False),
             ("folded + channels_last + bf16 autocast", True, True, torch.bfloat16, False),
-            ("folded + bf16 autocast", True, False, torch.bfloat16, False),
         ], args.repeats)
     elif args.part == "cpu-train":
         bench_train("small", "cpu", args.repeats, None, perceptual=False, amp=False)

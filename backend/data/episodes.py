@@ -14,8 +14,9 @@ from livingportrait_backend.landmarks.raster import draw_landmarks
 
 
 def raster_thickness(resolution: int) -> int:
-    """The paper draws 2 px lines at 256 px; below 64 px one pixel keeps strokes apart."""
-    return 2 if resolution >= 64 else 1
+    """The paper draws 2 px lines at 256 px; smaller rasters scale that down (to at least 1 px) so the
+    strokes keep their share of the face instead of merging into blobs."""
+    return max(1, round(2 * resolution / 256))
 
 
 def to_network(image: np.ndarray) -> np.ndarray:

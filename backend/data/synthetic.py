@@ -97,16 +97,17 @@ def render_face(identity: Identity, points: np.ndarray, size: int) -> np.ndarray
     lw = max(1, int(round(s / 64)))
 
     t = np.linspace(0, 1, s)[:, None, None]
-    img = (1 - t) * identity.background[0] + t * identity.background[1]
-    img = img + 25 * cv2.resize(identity.texture, (s, s), interpolation=cv2.INTER_CUBIC)[..., None]
-    img = np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8)).repeat(1, axis=1)
-    img = np.broadcast_to(img, (s, s, 3)).copy()
+    backdrop = (1 - t) * identity.background[0] + t * identity.background[1]
+    backdrop = backdrop + 25 * cv2.resize(identity.texture, (s, s), interpolation=cv2.INTER_CUBIC)[..., None]
+    img = np.clip(backdrop, 0, 255).astype(np.uint8)
+    sh = 4  # cv2 fixed-point shift: sub-pixel drawing
+    one = 1 << sh
 
     def col(c):
         return tuple(int(v) for v in np.clip(c, 0, 255))
 
     def poly(p):
-        return [np.round(p * 16).astype(np.int32)]
+        return [np.round(p * one).astype(np.int32)]
 
     jaw = pts[0:17]
     brow_mid = pts[17:27].mean(axis=0)
@@ -121,7 +122,6 @@ def render_face(identity: Identity, points: np.ndarray, size: int) -> np.ndarray
     half = (right - left) / 2
     forehead = np.array([mid - np.cos(a) * half + np.sin(a) * up * face_h * 0.75 for a in arc])
     outline = np.concatenate([jaw, forehead[::-1]])
-    sh = 4  # fixed-point shift for sub-pixel drawing
     # Neck and back hair.
     neck_w = np.linalg.norm(half) * 0.55
     side = np.array([-up[1], up[0]])
@@ -131,7 +131,7 @@ def render_face(identity: Identity, points: np.ndarray, size: int) -> np.ndarray
     head_c = mid + up * face_h * 0.35
     if identity.hair_style == 2:
         long_hair = np.concatenate([forehead * 1.0 + (forehead - head_c) * 0.25,
-                                    [right + side * 0.0 - up * face_h * 0.9 + (right - mid) * 0.25,
+                                    [right - up * face_h * 0.9 + (right - mid) * 0.25,
                                      left - up * face_h * 0.9 + (left - mid) * 0.25]])
         cv2.fillPoly(img, poly(long_hair), col(identity.hair), cv2.LINE_AA, sh)
     cap = np.concatenate([forehead + (forehead - head_c) * 0.18, [right, left]])
@@ -143,10 +143,10 @@ def render_face(identity: Identity, points: np.ndarray, size: int) -> np.ndarray
     else:
         top = np.concatenate([forehead, (forehead[::-1] - head_c) * 0.85 + head_c])
         cv2.fillPoly(img, poly(top), col(identity.hair * 0.95), cv2.LINE_AA, sh)
-    # Cheek shading follows the face: a soft darker band on the jaw side away from the light.
+    # Freckles: fixed blends of landmarks, so they move with the face.
     for idx, w in zip(identity.freckles, identity.freckle_weights):
         c = (pts[idx] * w[:, None]).sum(axis=0)
-        cv2.circle(img, tuple(np.round(c * 16).astype(int)), max(1, lw) * 16, col(identity.skin * 0.75),
+        cv2.circle(img, tuple(np.round(c * one).astype(int)), lw * one, col(identity.skin * 0.75),
                    -1, cv2.LINE_AA, sh)
     # Eyes: white, iris clipped to the lids, lid outline.
     for sl in (slice(36, 42), slice(42, 48)):
@@ -157,11 +157,11 @@ def render_face(identity: Identity, points: np.ndarray, size: int) -> np.ndarray
         cv2.fillPoly(layer, poly(eye), (235, 235, 230), cv2.LINE_AA, sh)
         centre = eye.mean(axis=0)
         r = np.linalg.norm(eye[3] - eye[0]) * 0.22
-        cv2.circle(layer, tuple(np.round(centre * 16).astype(int)), int(r * 16), col(identity.iris), -1, cv2.LINE_AA, sh)
-        cv2.circle(layer, tuple(np.round(centre * 16).astype(int)), int(r * 8), (10, 10, 10), -1, cv2.LINE_AA, sh)
+        cv2.circle(layer, tuple(np.round(centre * one).astype(int)), int(r * one), col(identity.iris), -1, cv2.LINE_AA, sh)
+        cv2.circle(layer, tuple(np.round(centre * one).astype(int)), int(r * one / 2), (10, 10, 10), -1, cv2.LINE_AA, sh)
         a = (mask.astype(np.float32) / 255.0)[..., None]
         img = (img * (1 - a) + layer * a).astype(np.uint8)
-        cv2.polylines(img, poly(eye), True, col(identity.skin * 0.45), lw, cv2.LINE_AA, sh)
+        cv2.polylines(img, poly(eye), True, col(identity.skin * 0.45), max(1, lw // 2), cv2.LINE_AA, sh)
     for sl in (slice(17, 22), slice(22, 27)):
         cv2.polylines(img, poly(pts[sl]), False, col(identity.brows), lw * 2, cv2.LINE_AA, sh)
     cv2.polylines(img, poly(pts[27:31]), False, col(identity.skin * 0.7), lw, cv2.LINE_AA, sh)

@@ -27,13 +27,26 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         q = self.query(x).flatten(2).transpose(1, 2)  # (B, N, C/8)
-        k = self.key(x).flatten(2).transpose(1, 2)
-        v = self.value(x).flatten(2).transpose(1, 2)  # (B, N, C)
-        # SAGAN uses no 1/sqrt(d) scaling; scale=1 keeps that while using the fused kernel.
-        out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0)
-        out = out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+        k = self.key(x).flatten(2)  # (B, C/8, N)
+        v = self.value(x).flatten(2)  # (B, C, N)
+        if x.is_cuda:
+            # Fused kernel (memory-efficient attention takes unequal q/v sizes); SAGAN has no 1/sqrt(d).
+            out = F.scaled_dot_product_attention(q.unsqueeze(1), k.transpose(1, 2).unsqueeze(1),
+                                                 v.transpose(1, 2).unsqueeze(1), scale=1.0)
+            out = out.squeeze(1).transpose(1, 2)
+        else:
+            # On CPU the fused kernels need equal q/v sizes; two plain products beat SDPA's math path.
+            attn = torch.softmax(torch.bmm(q, k), dim=-1)  # (B, N, N)
+            out = torch.bmm(v, attn.transpose(1, 2))  # (B, C, N)
+        out = out.reshape(b, c, h, w).contiguous(memory_format=_memory_format(x))
         return x + self.gamma * out
 
     def matmul_macs(self, positions: int) -> int:
         """Multiply-adds of the two attention products for one sample with ``positions`` = H*W."""
         return positions * positions * (self.inner + self.value.out_channels)
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """Keep channels_last activations channels_last (a layout switch costs copies and slow convs)."""
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
+        else torch.contiguous_format
