@@ -49,15 +49,7 @@ class FrameRenderer:
             raise BadInput("settings must be a mapping of names to values")
         self.spec = spec
         self.cancel = cancel or threading.Event()
-        report = on_progress or (lambda stage, done, total: None)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            # Every progress report is also a cancellation point, so long engine work (fine-tuning)
-            # stops promptly without knowing about jobs.
-            self._check_cancel()
-            report(stage, done, total)
-
-        self.on_progress = progress
+        self._report = on_progress
         first, last = spec.frame_range or (int(spec.driver.frames[0]), int(spec.driver.frames[-1]))
         selected = spec.driver.frames[(spec.driver.frames >= first) & (spec.driver.frames <= last)]
         if selected.size == 0:
@@ -66,6 +58,15 @@ class FrameRenderer:
         self.frames: list[int] = [int(f) for f in selected]
         self._targets: dict[int, np.ndarray] = {}
         self._encoder: ExrFrameEncoder | None = None
+
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        """Report progress. Every report is also a cancellation point, so long engine work
+        (fine-tuning) stops promptly without knowing about jobs. A method, not a stored closure:
+        a closure over ``self`` kept on ``self`` would hold each finished job's buffers until a full
+        garbage collection."""
+        self._check_cancel()
+        if self._report is not None:
+            self._report(stage, done, total)
 
     def filename(self, frame: int) -> str:
         return frame_filename(self.spec.name, frame)

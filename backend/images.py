@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from livingportrait_wire.errors import BadInput
-from livingportrait_wire.protocol import Limits
+from livingportrait_wire.protocol import ErrorCode, Limits
 
 from .colorspace import SRGB8_TO_LINEAR, linear_to_srgb8, srgb_to_linear
 
@@ -48,13 +48,13 @@ def decode_portrait(data: bytes, source: str, limits: Limits = Limits()) -> Port
     except cv2.error:
         # OpenCV refuses, before allocating, a header that declares more pixels than it allows.
         raise BadInput(f"{source}: the image declares more than {limits.max_image_pixels} pixels, or its header "
-                       "is damaged; downscale it or choose another file") from None
+                       "is damaged; downscale it or choose another file", ErrorCode.TOO_LARGE) from None
     if img is None:
         raise BadInput(f"{source}: not an image OpenCV can read; use PNG, JPEG, TIFF or EXR")
     h, w = img.shape[:2]
     if h * w > limits.max_image_pixels:
         raise BadInput(f"{source}: {w}x{h} pixels exceeds the limit of {limits.max_image_pixels} pixels; "
-                       "downscale it first")
+                       "downscale it first", ErrorCode.TOO_LARGE)
     if h < 16 or w < 16:
         raise BadInput(f"{source}: {w}x{h} pixels is too small to hold a face")
     if img.ndim == 2:

@@ -360,6 +360,7 @@ class JobStream:
         self.stage_done = 0
         self.stage_total = 0
         self.finished = False
+        self.cancel_sent = False
         self.error: LivingPortraitError | None = None
         self.result: LandmarkSequence | None = None
         self.last_heard = time.monotonic()
@@ -376,6 +377,7 @@ class JobStream:
     def cancel(self) -> None:
         """Ask the backend to stop the job (never blocks; a backend that is gone cancels it itself)."""
         if not self.finished:
+            self.cancel_sent = True
             try:
                 self.client.sock.send_multipart(encode(CANCEL, self.id), self.client._zmq.NOBLOCK)
             except self.client._zmq.Again:
@@ -422,6 +424,9 @@ class JobStream:
         elif msg.type == ERROR:
             self.finished = True
             self.error = _error_from(msg)
+            if self.cancel_sent and msg.header["code"] == ErrorCode.UNKNOWN_JOB:
+                # Our cancel crossed the job's last messages: the backend had just finished it.
+                self.error = Cancelled("the job was cancelled (it had just finished on the backend)")
             return self.error
         return None  # PONG: the backend's heartbeat for this job
 

@@ -247,3 +247,23 @@ def test_smoothing_in_the_settings_cleans_up_a_jittery_driver(astronaut_png, sho
         return np.abs(np.diff(t, axis=0)).mean()
 
     assert jitter({"smoothing": 2.0}) < 0.5 * jitter({})
+
+
+def test_a_finished_renderer_is_freed_without_waiting_for_the_garbage_collector(astronaut_png, short_performance):
+    import gc
+    import weakref
+
+    from livingportrait_backend.frame_renderer import FrameRenderer, RenderSpec
+    from livingportrait_backend.images import read_portrait_file
+
+    r = FrameRenderer(RenderSpec([read_portrait_file(astronaut_png)[1]], short_performance),
+                      on_progress=lambda *a: None)
+    r.prepare()
+    r.encode(r.frames[0])
+    ref = weakref.ref(r)
+    gc.disable()
+    try:
+        del r
+        assert ref() is None, "a reference cycle keeps the renderer (and its frame buffers) alive"
+    finally:
+        gc.enable()
