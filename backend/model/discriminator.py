@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attention import SelfAttention
-from .residual import DownBlock
+from .residual import DownBlock, down_stack
 
 
 @dataclass
@@ -37,13 +36,8 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: DiscriminatorConfig):
         super().__init__()
         self.cfg = cfg
-        layers: list[nn.Module] = []
-        cin = cfg.in_channels
-        for i, cout in enumerate(cfg.channels):
-            layers.append(DownBlock(cin, cout, first=(i == 0), spectral=cfg.spectral))
-            if i == cfg.attention_after:
-                layers.append(SelfAttention(cout, spectral=cfg.spectral))
-            cin = cout
+        layers = down_stack(cfg.in_channels, cfg.channels, cfg.attention_after, spectral=cfg.spectral)
+        cin = cfg.channels[-1]
         for _ in range(cfg.extra_blocks):
             layers.append(DownBlock(cin, cin, downsample=False, spectral=cfg.spectral))
         self.blocks = nn.ModuleList(layers)

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attention import SelfAttention
-from .residual import DownBlock
+from .residual import down_stack
 
 
 @dataclass
@@ -32,13 +31,7 @@ class Embedder(nn.Module):
     def __init__(self, cfg: EmbedderConfig):
         super().__init__()
         self.cfg = cfg
-        layers: list[nn.Module] = []
-        cin = cfg.in_channels
-        for i, cout in enumerate(cfg.channels):
-            layers.append(DownBlock(cin, cout, first=(i == 0), spectral=cfg.spectral))
-            if i == cfg.attention_after:
-                layers.append(SelfAttention(cout, spectral=cfg.spectral))
-            cin = cout
+        layers = down_stack(cfg.in_channels, cfg.channels, cfg.attention_after, spectral=cfg.spectral)
         self.blocks = nn.Sequential(*layers)
 
     def embed_shots(self, x: torch.Tensor) -> torch.Tensor:

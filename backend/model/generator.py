@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import SelfAttention
-from .residual import AdaResBlock, AdaUpBlock, DownBlock
+from .residual import AdaResBlock, AdaUpBlock, down_stack
 from .spectral_norm import sn
 
 
@@ -42,14 +42,9 @@ class Generator(nn.Module):
         if len(cfg.up_channels) != len(cfg.down_channels):
             raise ValueError("generator: up_channels and down_channels must have the same length")
         self.cfg = cfg
-        down: list[nn.Module] = []
-        cin = cfg.in_channels
-        for i, cout in enumerate(cfg.down_channels):
-            down.append(DownBlock(cin, cout, instance_norm=True, first=(i == 0), spectral=cfg.spectral))
-            if i == cfg.down_attention_after:
-                down.append(SelfAttention(cout, spectral=cfg.spectral))
-            cin = cout
-        self.down = nn.Sequential(*down)
+        self.down = nn.Sequential(*down_stack(cfg.in_channels, cfg.down_channels, cfg.down_attention_after,
+                                              instance_norm=True, spectral=cfg.spectral))
+        cin = cfg.down_channels[-1]
         self.res = nn.ModuleList(AdaResBlock(cin, spectral=cfg.spectral, eps=cfg.adain_eps)
                                  for _ in range(cfg.res_blocks))
         up: list[nn.Module] = []

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adain import AdaIN
+from .attention import SelfAttention
 from .spectral_norm import sn
 
 
@@ -89,3 +90,16 @@ class AdaUpBlock(nn.Module):
         h = F.interpolate(F.relu(self.ada1(x, p1)), scale_factor=2, mode="nearest")
         h = self.conv2(F.relu(self.ada2(self.conv1(h), p2)))
         return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def down_stack(cin: int, channels: tuple[int, ...], attention_after: int, *, instance_norm: bool = False,
+               spectral: bool = True) -> list[nn.Module]:
+    """The encoder layout E, G and D share: a DownBlock per entry of ``channels`` (the first one without
+    its input activation), self-attention after block ``attention_after`` (-1: none)."""
+    layers: list[nn.Module] = []
+    for i, cout in enumerate(channels):
+        layers.append(DownBlock(cin, cout, instance_norm=instance_norm, first=(i == 0), spectral=spectral))
+        if i == attention_after:
+            layers.append(SelfAttention(cout, spectral=spectral))
+        cin = cout
+    return layers
