@@ -58,16 +58,6 @@ def make_identity(rng: np.random.Generator) -> Identity:
     )
 
 
-def sample_pose(rng: np.random.Generator) -> tuple[Expression, float, float, float]:
-    """A random (expression, yaw, pitch, roll) in the range talking-head videos show."""
-    expr = Expression(jaw_open=float(rng.uniform(0, 1) ** 2), blink_left=float(rng.uniform(0, 1) > 0.85),
-                      blink_right=float(rng.uniform(0, 1) > 0.85), smile=float(rng.uniform(-0.5, 1.0)),
-                      brow_raise=float(rng.uniform(-0.5, 1.0)))
-    if expr.blink_left != expr.blink_right and rng.uniform() < 0.7:
-        expr = Expression(expr.jaw_open, expr.blink_left, expr.blink_left, expr.smile, expr.brow_raise)
-    return expr, float(rng.uniform(-0.45, 0.45)), float(rng.uniform(-0.25, 0.25)), float(rng.uniform(-0.2, 0.2))
-
-
 def identity_points(identity: Identity, expression: Expression, yaw: float, pitch: float, roll: float,
                     size: int, jitter: np.ndarray = np.zeros(3)) -> np.ndarray:
     """The identity's posed landmarks in an S x S crop: (68, 2) float32 pixels, top-left origin.
