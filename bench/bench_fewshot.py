@@ -1,6 +1,6 @@
 """Speed of the fewshot engine: frames/s end to end into EXR files, and fine-tuning seconds per 100 steps.
 
-    .venv/bin/python bench/bench_fewshot.py [--threads 2] [--frames 16] [--repeats 3]
+    .venv/bin/python bench/bench_fewshot.py [--threads 2] [--frames 16] [--repeats 2] [--batch 8]
 
 End to end = the frame renderer's own path (retargeted landmarks -> crop -> raster -> generator ->
 paste-back -> half-float EXR bytes -> atomic file write), after ``prepare`` (checkpoint load, embedding).
@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--finetune-steps", type=int, default=3, help="timed steps per preset (after a warm-up)")
+    parser.add_argument("--presets", default="paper,small", help="comma list of model presets")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma list: fp32, bf16 (CPU autocast)")
     parser.add_argument("--work", default="build/bench_fewshot", help="where the random checkpoints are kept")
     parser.add_argument("--out", default="docs/results/bench_fewshot.json")
     args = parser.parse_args()
@@ -107,9 +109,9 @@ def main() -> None:
     os.environ.setdefault("LIVINGPORTRAIT_CACHE", os.path.join(args.work, "cache"))
     os.makedirs(args.work, exist_ok=True)
     rows = []
-    for name in ("paper", "small"):
+    for name in args.presets.split(","):
         ckpt = make_checkpoint(name, args.work)
-        for precision in ("fp32", "bf16"):
+        for precision in args.precisions.split(","):
             for batch in (1, args.batch):
                 r = render_rate(ckpt, batch, args.frames, args.repeats, precision)
                 rows.append({"what": "render", "preset": name, "precision": precision, "batch": batch, **r})
