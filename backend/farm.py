@@ -60,11 +60,12 @@ def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True) -> Farm
     if pending:
         renderer.prepare()
         bar = Progress(len(pending), f"render {spec.name}") if progress else None
-        for frame in pending:
-            write_bytes_atomic(os.path.join(out_dir, renderer.filename(frame)), renderer.encode(frame))
-            written.append(frame)
-            if bar:
-                bar.update(len(written))
+        for group in renderer.batches(pending):
+            for frame, data in zip(group, renderer.encode_many(group)):
+                write_bytes_atomic(os.path.join(out_dir, renderer.filename(frame)), data)
+                written.append(frame)
+                if bar:
+                    bar.update(len(written))
         if bar:
             bar.close()
     return FarmResult(written, skipped, out_dir)

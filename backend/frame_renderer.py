@@ -118,6 +118,11 @@ class FrameRenderer:
         """The complete EXR file of ``frame`` as bytes (deterministic)."""
         return self.encode_many([frame])[0]
 
+    def batches(self, frames: list[int]) -> list[list[int]]:
+        """``frames`` in groups of the engine's preferred batch size (its ``batch``; 1 if it has none)."""
+        size = max(int(getattr(self.engine, "batch", 1) or 1), 1)
+        return [frames[i:i + size] for i in range(0, len(frames), size)]
+
     def encode_many(self, frames: list[int]) -> list[bytes]:
         """EXR bytes for several frames; engines with ``render_batch`` render them in one batch."""
         if self._encoder is None:

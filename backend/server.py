@@ -300,13 +300,14 @@ class Server:
         render = FrameRenderer(spec, progress, job.cancel)
         send(encode(ACCEPTED, job.id, {"frames": len(render.frames)}))
         render.prepare()
-        total = len(render.frames)
-        for i, frame in enumerate(render.frames):
-            data = render.encode(frame)
-            job.take_credit(None if job.heartbeats else self.legacy_credit_timeout_s)
-            send(encode(FRAME, job.id, {"frame": frame, "filename": render.filename(frame)},
-                        [({"name": "exr", "kind": "bytes", "encoding": "exr", "nbytes": len(data)}, data)]))
-            progress("render", i + 1, total)
+        total, sent = len(render.frames), 0
+        for group in render.batches(render.frames):
+            for frame, data in zip(group, render.encode_many(group)):
+                job.take_credit(None if job.heartbeats else self.legacy_credit_timeout_s)
+                send(encode(FRAME, job.id, {"frame": frame, "filename": render.filename(frame)},
+                            [({"name": "exr", "kind": "bytes", "encoding": "exr", "nbytes": len(data)}, data)]))
+                sent += 1
+                progress("render", sent, total)
         send(encode(DONE, job.id, {"frames": total}))
 
     def close(self) -> None:

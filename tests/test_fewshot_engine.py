@@ -219,3 +219,12 @@ def test_farm_render_takes_the_checkpoint_flags(env, checkpoint, face, tmp_path)
                      "--portrait-landmarks", str(tmp_path / "points.npy")])
     assert code == 0
     assert sorted(os.listdir(tmp_path / "out")) == ["portrait.0002.exr", "portrait.0003.exr"]
+
+
+def test_batched_rendering_gives_the_same_frames_as_one_at_a_time(backend, checkpoint, face, tmp_path):
+    for batch in (1, 4):
+        submit(backend, job(face, tmp_path / f"b{batch}", settings=settings(checkpoint, face, batch=batch)))
+    for name in sorted(os.listdir(tmp_path / "b1")):
+        one = np.stack([read_exr(tmp_path / "b1" / name)[1][c] for c in "RGB"]).astype(np.float32)
+        four = np.stack([read_exr(tmp_path / "b4" / name)[1][c] for c in "RGB"]).astype(np.float32)
+        np.testing.assert_allclose(four, one, atol=2e-3)
