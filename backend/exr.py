@@ -108,7 +108,7 @@ class ExrFrameEncoder:
     ``base`` float32 (H, W, 3) scene-linear; ``attributes`` appear in every frame's header.
     """
 
-    def __init__(self, base: np.ndarray, attributes: dict | None = None, level: int = 4):
+    def __init__(self, base: np.ndarray, attributes: dict | None = None, level: int = 1):
         self.height, self.width = base.shape[:2]
         self.level = level
         self.attributes = dict(attributes or {})

@@ -1,8 +1,9 @@
 """Farm mode: render a frame range in-process, writing the same files a server would stream.
 
 Idempotent per frame, as every render farm wants: a frame whose file is already complete and was
-made from the same portrait and engine is skipped (resume), stray temp files from a killed run are
-removed, and each frame is written atomically, so a killed task leaves only whole frames behind.
+made by the same job (portraits, performance, engine, settings: ``livingportrait.job``) is skipped,
+stray temp files from a killed run are removed, and each frame is written atomically, so a killed
+task leaves only whole frames behind.
 """
 from __future__ import annotations
 
@@ -49,23 +50,20 @@ def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True) -> Farm
     renderer = FrameRenderer(spec)
     remove_stray_temp_files(out_dir, spec.name)
     pending, skipped = [], []
-    digest = spec.portraits[0].digest
     for frame in renderer.frames:
         attrs = read_attributes(os.path.join(out_dir, renderer.filename(frame)))
-        done = (attrs is not None and attrs.get("livingportrait.portrait") == digest
-                and attrs.get("livingportrait.engine") == spec.engine
+        done = (attrs is not None and attrs.get("livingportrait.job") == renderer.job_digest
                 and attrs.get("livingportrait.frame") == frame)
         (skipped if done else pending).append(frame)
     written: list[int] = []
     if pending:
         renderer.prepare()
         bar = Progress(len(pending), f"render {spec.name}") if progress else None
-        for group in renderer.batches(pending):
-            for frame, data in zip(group, renderer.encode_many(group)):
-                write_bytes_atomic(os.path.join(out_dir, renderer.filename(frame)), data)
-                written.append(frame)
-                if bar:
-                    bar.update(len(written))
+        for frame, data in renderer.encoded(pending):
+            write_bytes_atomic(os.path.join(out_dir, renderer.filename(frame)), data)
+            written.append(frame)
+            if bar:
+                bar.update(len(written))
         if bar:
             bar.close()
     return FarmResult(written, skipped, out_dir)

@@ -300,14 +300,12 @@ class Server:
         render = FrameRenderer(spec, progress, job.cancel)
         send(encode(ACCEPTED, job.id, {"frames": len(render.frames)}))
         render.prepare()
-        total, sent = len(render.frames), 0
-        for group in render.batches(render.frames):
-            for frame, data in zip(group, render.encode_many(group)):
-                job.take_credit(None if job.heartbeats else self.legacy_credit_timeout_s)
-                send(encode(FRAME, job.id, {"frame": frame, "filename": render.filename(frame)},
-                            [({"name": "exr", "kind": "bytes", "encoding": "exr", "nbytes": len(data)}, data)]))
-                sent += 1
-                progress("render", sent, total)
+        total = len(render.frames)
+        for sent, (frame, data) in enumerate(render.encoded(render.frames), start=1):
+            job.take_credit(None if job.heartbeats else self.legacy_credit_timeout_s)
+            send(encode(FRAME, job.id, {"frame": frame, "filename": render.filename(frame)},
+                        [({"name": "exr", "kind": "bytes", "encoding": "exr", "nbytes": len(data)}, data)]))
+            progress("render", sent, total)
         send(encode(DONE, job.id, {"frames": total}))
 
     def close(self) -> None:

@@ -59,14 +59,14 @@ def render_rate(checkpoint: str, batch: int, frames: int, repeats: int, precisio
     renderer.prepare()
     prepare_s = time.perf_counter() - t0
     todo = renderer.frames[:frames]
-    renderer.encode_many(todo[:batch])  # warm-up: first-call allocations
+    list(renderer.encoded(todo[:batch]))  # warm-up: first-call allocations
     rates = []
     with tempfile.TemporaryDirectory() as out:
         for _ in range(repeats):
             t0 = time.perf_counter()
             for lo in range(0, len(todo), batch):
                 chunk = todo[lo:lo + batch]
-                datas = renderer.encode_many(chunk) if batch > 1 else [renderer.encode(chunk[0])]
+                datas = [data for _, data in renderer.encoded(chunk)]
                 for f, data in zip(chunk, datas):
                     write_bytes_atomic(os.path.join(out, renderer.filename(f)), data)
             rates.append(len(todo) / (time.perf_counter() - t0))

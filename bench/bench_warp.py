@@ -63,12 +63,12 @@ def speed(size, frames, repeats):
                 r.engine.render(r.targets(f))
             synth.append(len(r.frames) / (time.perf_counter() - t))
             t = time.perf_counter()
-            for f in r.frames:
-                r.encode(f)
+            for _ in r.encoded(r.frames):
+                pass
             encode.append(len(r.frames) / (time.perf_counter() - t))
             t = time.perf_counter()
-            for f in r.frames:
-                write_bytes_atomic(os.path.join(tmp, r.filename(f)), r.encode(f))
+            for f, data in r.encoded(r.frames):
+                write_bytes_atomic(os.path.join(tmp, r.filename(f)), data)
             disk.append(len(r.frames) / (time.perf_counter() - t))
     w, h = size
     print(f"warp {w}x{h}: synthesis only        {stats(synth)} frames/s")

@@ -113,6 +113,9 @@ def test_farm_render_resumes_and_renders_only_its_range(astronaut_png, short_per
     assert "wrote 5 frame(s), skipped 3" in second.stdout
     assert (tmp_path / "portrait.0004.exr").stat().st_mtime_ns == before
     assert len(exr_names(tmp_path)) == 8 and not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    # Changed settings make different pictures: nothing is skipped then.
+    third = cli(*args, "--expression-scale", "0.5")
+    assert third.returncode == 0 and "wrote 8 frame(s), skipped 0" in third.stdout
 
 
 def test_every_subcommand_has_help():
@@ -267,3 +270,14 @@ def test_a_finished_renderer_is_freed_without_waiting_for_the_garbage_collector(
         assert ref() is None, "a reference cycle keeps the renderer (and its frame buffers) alive"
     finally:
         gc.enable()
+
+
+def test_zip_level_trades_speed_for_size_and_bad_levels_are_named(astronaut_png, short_performance_npz, tmp_path):
+    args = ["render", "--portrait", astronaut_png, "--driver", short_performance_npz, "--frames", "2"]
+    assert cli(*args, "--out", str(tmp_path / "fast")).returncode == 0
+    assert cli(*args, "--out", str(tmp_path / "small"), "--zip-level", "9").returncode == 0
+    fast, small = (tmp_path / "fast" / "portrait.0002.exr"), (tmp_path / "small" / "portrait.0002.exr")
+    assert small.stat().st_size < fast.stat().st_size
+    np.testing.assert_array_equal(channels(small)[1]["R"], channels(fast)[1]["R"])  # lossless either way
+    bad = cli(*args, "--out", str(tmp_path / "bad"), "--zip-level", "12")
+    assert bad.returncode == 2 and "zip_level: 12" in bad.stderr
