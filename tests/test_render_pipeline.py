@@ -281,3 +281,25 @@ def test_zip_level_trades_speed_for_size_and_bad_levels_are_named(astronaut_png,
     np.testing.assert_array_equal(channels(small)[1]["R"], channels(fast)[1]["R"])  # lossless either way
     bad = cli(*args, "--out", str(tmp_path / "bad"), "--zip-level", "12")
     assert bad.returncode == 2 and "zip_level: 12" in bad.stderr
+
+
+def test_several_clients_at_once_each_get_their_own_frames(backend, remote_render, astronaut_png,
+                                                           short_performance, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    reference, _, _ = remote_render
+    with open(astronaut_png, "rb") as f:
+        portrait = f.read()
+
+    def one_client(i):
+        out = tmp_path / f"client{i}"
+        with BackendClient(backend.address) as client:  # each thread owns its own socket
+            client.submit(RenderJob([portrait], short_performance, str(out), "astro", window=2)).wait()
+        return out
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outs = list(pool.map(one_client, range(3)))
+    for out in outs:
+        assert exr_names(out) == exr_names(reference)
+        for name in exr_names(out):
+            assert (out / name).read_bytes() == (reference / name).read_bytes(), (out, name)
