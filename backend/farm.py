@@ -8,6 +8,8 @@ task leaves only whole frames behind.
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from livingportrait_wire.atomic_write import is_temp_file, write_bytes_atomic
@@ -59,11 +61,30 @@ def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True) -> Farm
     if pending:
         renderer.prepare()
         bar = Progress(len(pending), f"render {spec.name}") if progress else None
-        for frame, data in renderer.encoded(pending):
-            write_bytes_atomic(os.path.join(out_dir, renderer.filename(frame)), data)
-            written.append(frame)
-            if bar:
-                bar.update(len(written))
+        write_frames(renderer, pending, out_dir, lambda frame: (written.append(frame), bar and bar.update(len(written))))
         if bar:
             bar.close()
     return FarmResult(written, skipped, out_dir)
+
+
+def write_frames(renderer: FrameRenderer, frames: list[int], out_dir: str, on_written=None) -> None:
+    """Encode ``frames`` of a prepared renderer into ``out_dir``, each file atomically, in order.
+
+    A writer thread takes the files (write, fsync, rename) while the next frames are synthesised and
+    compressed; at most two finished frames wait for it, so memory stays bounded.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
+        waiting: deque = deque()
+        for frame, data in renderer.encoded(frames):
+            path = os.path.join(out_dir, renderer.filename(frame))
+            waiting.append((frame, writer.submit(write_bytes_atomic, path, data)))
+            while len(waiting) > 2 or (waiting and waiting[0][1].done()):
+                done, future = waiting.popleft()
+                future.result()  # a failed write stops the render with its error
+                if on_written:
+                    on_written(done)
+        while waiting:
+            done, future = waiting.popleft()
+            future.result()
+            if on_written:
+                on_written(done)

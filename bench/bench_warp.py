@@ -20,10 +20,10 @@ import numpy as np
 from skimage import data
 
 from livingportrait_backend.detectors import get_detector
+from livingportrait_backend.farm import write_frames
 from livingportrait_backend.frame_renderer import FrameRenderer, RenderSpec
 from livingportrait_backend.images import decode_portrait
 from livingportrait_backend.performance import builtin_performance
-from livingportrait_wire.atomic_write import write_bytes_atomic
 from livingportrait_wire.client import BackendClient, RenderJob
 from livingportrait_wire.layout import interocular_distance
 
@@ -67,8 +67,7 @@ def speed(size, frames, repeats):
                 pass
             encode.append(len(r.frames) / (time.perf_counter() - t))
             t = time.perf_counter()
-            for f, data in r.encoded(r.frames):
-                write_bytes_atomic(os.path.join(tmp, r.filename(f)), data)
+            write_frames(r, r.frames, tmp)  # the farm's own loop: files written atomically, fsynced
             disk.append(len(r.frames) / (time.perf_counter() - t))
     w, h = size
     print(f"warp {w}x{h}: synthesis only        {stats(synth)} frames/s")

@@ -14,6 +14,8 @@ identical to an uninterrupted run), or gives up with BackendUnavailable.
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -361,6 +363,10 @@ class JobStream:
         self.stage_total = 0
         self.finished = False
         self.cancel_sent = False
+        # Frames being written by the writer thread, oldest first: (frame, path, future).
+        self._writes: deque = deque()
+        self._writer: ThreadPoolExecutor | None = None
+        self._backlog: list = []  # events of writes finished outside poll()
         self.error: LivingPortraitError | None = None
         self.result: LandmarkSequence | None = None
         self.last_heard = time.monotonic()
@@ -386,7 +392,7 @@ class JobStream:
     def poll(self, timeout_ms: int = 0) -> list:
         """Handle what has arrived (waiting at most ``timeout_ms`` for the first message); returns events.
         Also sends the client's heartbeat when one is due."""
-        events = []
+        events, self._backlog = self._backlog, []
         wait = timeout_ms
         while not self.finished:
             self.client.heartbeat()
@@ -394,9 +400,13 @@ class JobStream:
             if msg is None:
                 break
             wait = 0
+            if msg.type in (DONE, ERROR):
+                events += self._collect_writes(everything=True)  # every frame lands before the end
             events.append(self._handle(msg))
+            events += self._collect_writes(everything=False)
             # Silence is counted from the end of our own work (a slow disk is not a silent backend).
             self.last_heard = time.monotonic()
+        events += self._collect_writes(everything=self.finished)
         # Any message proves the backend alive, the answers to our pings included.
         self.last_heard = max(self.last_heard, self.client.last_heard)
         if self.finished:
@@ -430,16 +440,34 @@ class JobStream:
             return self.error
         return None  # PONG: the backend's heartbeat for this job
 
-    def _write_frame(self, msg: Message) -> FrameWritten:
+    def _write_frame(self, msg: Message) -> None:
+        """Hand the frame to the writer thread: the socket keeps flowing while the disk works. The
+        frame counts as written, and its credit goes back, once its file is in place."""
         frame = msg.header["frame"]
         expected = frame_filename(self.job.name, frame)
         if msg.header["filename"] != expected:
             raise ProtocolError(f"backend named frame {frame} {msg.header['filename']!r}; expected {expected!r}")
         path = os.path.join(self.job.out_dir, expected)
-        write_bytes_atomic(path, msg.one("exr"))
-        self.frames_written.append(frame)
-        self.client._send(encode(CREDIT, self.id, {"credits": 1}))
-        return FrameWritten(frame, path)
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-writer")
+        self._writes.append((frame, path, self._writer.submit(write_bytes_atomic, path, msg.one("exr"))))
+
+    def _collect_writes(self, everything: bool) -> list:
+        """Finish the writes that are done (all of them when ``everything``; the oldest while more than
+        two wait, so memory stays bounded), in order: record, credit, FrameWritten event each.
+        A failed write raises its OSError here."""
+        events = []
+        while self._writes and (everything or len(self._writes) > 2 or self._writes[0][2].done()):
+            frame, path, future = self._writes.popleft()
+            future.result()
+            self.frames_written.append(frame)
+            if not self.finished:
+                self.client._send(encode(CREDIT, self.id, {"credits": 1}))
+            events.append(FrameWritten(frame, path))
+        if everything and self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        return events
 
     def frames_left(self) -> list[int]:
         """The frame numbers of a render job that are not written yet, in order."""
@@ -456,6 +484,7 @@ class JobStream:
         """Re-submit the job on the client's current connection for what is still missing (the frames not
         written; a detect job whole). Returns how many frames are left (0: nothing to do, finished)."""
         self.client._forget(self.id)
+        self._backlog += self._collect_writes(everything=True)  # what is on disk decides what is left
         job = self.job
         left = 0
         if isinstance(job, RenderJob):

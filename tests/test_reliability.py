@@ -52,7 +52,7 @@ def test_killed_backend_is_noticed_within_5s_and_the_stream_resumes_identically(
     times = {}
 
     def on_event(event):
-        if isinstance(event, FrameWritten) and len(stream.frames_written) == 7 and "kill" not in times:
+        if isinstance(event, FrameWritten) and len(stream.frames_written) >= 7 and "kill" not in times:
             backend.kill()  # kill -9 in the middle of the stream
             times["kill"] = time.monotonic()
         elif isinstance(event, ConnectionLost):
@@ -60,6 +60,7 @@ def test_killed_backend_is_noticed_within_5s_and_the_stream_resumes_identically(
             restarted.append(BackendProcess("--bind", address))  # the same address, a fresh process
         elif isinstance(event, Resumed):
             times["resumed"] = event.frames_left
+            times["had"] = len(stream.frames_written)
 
     try:
         with BackendClient(address, reconnect_s=20) as client:
@@ -69,7 +70,8 @@ def test_killed_backend_is_noticed_within_5s_and_the_stream_resumes_identically(
         for proc in [backend, *restarted]:
             proc.stop()
     assert times["lost"] - times["kill"] < 5.0
-    assert stream.resumes == 1 and times["resumed"] == FRAMES - 7
+    # It resumes from what it has: frames received before the kill (up to its window) were written.
+    assert stream.resumes == 1 and 7 <= times["had"] < FRAMES and times["resumed"] == FRAMES - times["had"]
     assert sorted(stream.frames_written) == list(range(1, FRAMES + 1))
     assert_identical_and_whole(tmp_path, reference)
 
@@ -79,7 +81,7 @@ def test_backend_that_stays_dead_is_reported_clearly_with_only_whole_files(tmp_p
     times = {}
 
     def on_event(event):
-        if isinstance(event, FrameWritten) and len(stream.frames_written) == 3 and "kill" not in times:
+        if isinstance(event, FrameWritten) and len(stream.frames_written) >= 3 and "kill" not in times:
             backend.kill()
             times["kill"] = time.monotonic()
 
