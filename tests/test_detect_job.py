@@ -35,15 +35,20 @@ def test_detect_job_returns_the_tracked_performance(backend, moving_frames):
     assert "raw_landmarks" in seq.extras
 
 
-def test_detect_job_on_a_movie_file(backend, moving_frames, tmp_path):
-    frames, expected = moving_frames
-    path = tmp_path / "clip.avi"
+def movie_of(frames, path):
+    """The PNG frames as an MJPG movie file; returns its bytes."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (512, 512))
     for png in frames:
         writer.write(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR))
     writer.release()
+    return path.read_bytes()
+
+
+def test_detect_job_on_a_movie_file(backend, moving_frames, tmp_path):
+    frames, expected = moving_frames
+    movie = movie_of(frames, tmp_path / "clip.avi")
     with BackendClient(backend.address) as client:
-        stream = client.submit(DetectJob(video=path.read_bytes()))
+        stream = client.submit(DetectJob(video=movie))
         stream.wait()
     assert list(stream.result.frames) == [1, 2, 3, 4, 5]
     assert np.abs(stream.result.landmarks - expected).mean() < 3.0
@@ -59,13 +64,9 @@ def test_footage_without_a_face_is_a_clear_error(backend):
 
 def test_detect_job_on_a_movie_tracks_only_the_frames_asked_for(backend, moving_frames, tmp_path):
     frames, expected = moving_frames
-    path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (512, 512))
-    for png in frames:
-        writer.write(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR))
-    writer.release()
+    movie = movie_of(frames, tmp_path / "clip.avi")
     with BackendClient(backend.address) as client:
-        stream = client.submit(DetectJob(video=path.read_bytes(), frames=[2, 4]))
+        stream = client.submit(DetectJob(video=movie, frames=[2, 4]))
         stream.wait()
     assert list(stream.result.frames) == [2, 4]
     assert np.abs(stream.result.landmarks - expected[[1, 3]]).mean() < 3.0
