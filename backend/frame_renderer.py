@@ -130,7 +130,8 @@ class FrameRenderer:
 
             driver = smooth_sequence(driver, SmoothingOptions.parse(str(spec.settings["smoothing"])))
         targets = retarget(points, driver, options)
-        self._targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in set(self.frames)}
+        wanted = set(self.frames)
+        self._targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
         self.on_progress("prepare", 0, 1)
         engine = create_engine(spec.engine)
         engine.prepare(spec.portraits, points, spec.settings, self.on_progress)

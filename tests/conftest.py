@@ -38,3 +38,17 @@ def backend():
     proc = BackendProcess()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_meta_run(tmp_path_factory) -> str:
+    """One short meta-learning run (tiny preset, 100 steps on synthetic faces) through the real CLI,
+    shared by the tests that judge what it learned."""
+    from livingportrait_backend.cli import main
+    from meta_run import DATA
+
+    run = str(tmp_path_factory.mktemp("tiny_meta") / "run")
+    assert main(["train", "--config", "tiny", "--data", DATA, "--out", run, "--steps", "100",
+                 "--threads", "1", "--checkpoint-every", "1000", "--log-every", "50", "--image-every", "0"]) == 0
+    return run
+

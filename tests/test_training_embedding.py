@@ -6,23 +6,19 @@ ReLU until all pre-activations were negative and E returned 0 for every face.
 import numpy as np
 import torch
 
-from livingportrait_backend.cli import main
 from livingportrait_backend.data.episodes import raster_for, to_network
 from livingportrait_backend.data.source import held_out
 from livingportrait_backend.model.checkpoint import load_model
 from livingportrait_backend.training.trainer import latest_checkpoint
 
-DATA = "synthetic:64:16"
-STEPS = 100
+from meta_run import DATA
+
 IDENTITIES = 6
 SHOTS = 8
 
 
-def test_embedder_does_not_collapse_during_meta_learning(tmp_path):
-    run = str(tmp_path / "run")
-    assert main(["train", "--config", "tiny", "--data", DATA, "--out", run, "--steps", str(STEPS), "--threads", "1",
-                 "--checkpoint-every", "1000", "--log-every", "50", "--image-every", "0"]) == 0
-    cfg, nets = load_model(latest_checkpoint(run))
+def test_embedder_does_not_collapse_during_meta_learning(tiny_meta_run):
+    cfg, nets = load_model(latest_checkpoint(tiny_meta_run))
     unseen = held_out(DATA, cfg.resolution, seed=0, videos=IDENTITIES)  # identities the run never saw
     x = np.stack([np.concatenate([to_network(im), raster_for(p, cfg.resolution)])
                   for v in range(IDENTITIES) for im, p in (unseen.frame(v, i) for i in range(SHOTS))])

@@ -1,7 +1,6 @@
 """A short meta-learning run on synthetic faces lowers the reconstruction error on unseen identities."""
 import torch
 
-from livingportrait_backend.cli import main
 from livingportrait_backend.data.source import held_out
 from livingportrait_backend.model.checkpoint import load_model
 from livingportrait_backend.model.config import preset
@@ -9,15 +8,11 @@ from livingportrait_backend.model.networks import build_networks
 from livingportrait_backend.training.evaluate import reconstruction_error
 from livingportrait_backend.training.trainer import latest_checkpoint
 
-DATA = "synthetic:64:16"
-STEPS = 100
+from meta_run import DATA
 
 
-def test_training_lowers_held_out_reconstruction_error(tmp_path):
-    run = str(tmp_path / "run")
-    assert main(["train", "--config", "tiny", "--data", DATA, "--out", run, "--steps", str(STEPS), "--threads", "1",
-                 "--checkpoint-every", "1000", "--log-every", "50", "--image-every", "0"]) == 0
-    cfg, nets = load_model(latest_checkpoint(run))
+def test_training_lowers_held_out_reconstruction_error(tiny_meta_run):
+    cfg, nets = load_model(latest_checkpoint(tiny_meta_run))
     unseen = held_out(DATA, cfg.resolution, seed=0)  # identities the run never saw
     trained = reconstruction_error(nets["embedder"], nets["generator"], unseen, cfg.training.k_shots)
     torch.manual_seed(0)  # the trainer's seed: the same networks before their first step
