@@ -11,6 +11,7 @@ inputs give the same bytes.
 """
 from __future__ import annotations
 
+import os
 import struct
 from zlib_ng import zlib_ng as zlib  # standard deflate, 2-3x faster than the stdlib zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,6 @@ TILE = 64                     # OpenEXR's customary tile size
 TILED_FLAG = 0x200            # version field bit 9: a single-part tiled file
 CHANNELS = ("A", "B", "G", "R", "matte.Y")
 HALF = 1
-MATTE_CHANNEL = "matte.Y"
 
 # zlib releases the GIL, so two threads compress tiles at once on a 2-core machine.
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exr-zip")
@@ -177,44 +177,49 @@ def read_attributes(path: str) -> dict | None:
     """The header attributes of a complete EXR file written by ``ExrFrameEncoder``, or None when the
     file is missing, truncated or not such a file. Strings and ints are decoded; other types skipped.
 
-    Cheap (no pixel is decompressed): used by farm resume to decide whether a frame is done.
+    Cheap: reads the header, the offset table and the last tile's size, never the pixels. Farm resume
+    calls it for every frame of a sequence to decide which are done.
     """
     try:
         with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    if data[:4] != EXR_MAGIC or len(data) < 8:
-        return None
-    attrs, pos, width, height, tile = {}, 8, None, None, None
-    try:
-        while data[pos] != 0:
-            name_end = data.index(b"\0", pos)
-            type_end = data.index(b"\0", name_end + 1)
-            name, type_name = data[pos:name_end].decode(), data[name_end + 1:type_end].decode()
-            (size,) = struct.unpack_from("<i", data, type_end + 1)
-            value = data[type_end + 5:type_end + 5 + size]
-            if len(value) != size:
+            data = f.read(64 * 1024)
+            attrs, table_at, count = _parse_header(data)
+            if len(data) < table_at + 8 * count:  # a huge frame's offset table runs past the first read
+                data += f.read(table_at + 8 * count - len(data))
+            last = struct.unpack_from(f"<{count}Q", data, table_at)[-1]
+            f.seek(last + 16)
+            (size,) = struct.unpack("<i", f.read(4))
+            if last + 20 + size != os.fstat(f.fileno()).st_size:
                 return None
-            if type_name == "string":
-                attrs[name] = value.decode("utf-8", "replace")
-            elif type_name == "int":
-                attrs[name] = struct.unpack("<i", value)[0]
-            elif name == "dataWindow":
-                x0, y0, x1, y1 = struct.unpack("<iiii", value)
-                width, height = x1 - x0 + 1, y1 - y0 + 1
-            elif name == "tiles":
-                tile = struct.unpack_from("<II", value)
-            pos = type_end + 5 + size
-        pos += 1
-        if tile is None:
-            return None
-        count = -(-width // tile[0]) * -(-height // tile[1])
-        offsets = struct.unpack_from(f"<{count}Q", data, pos)
-        last = offsets[-1]
-        size = struct.unpack_from("<i", data, last + 16)[0]
-        if last + 20 + size != len(data):
-            return None
-    except (IndexError, ValueError, struct.error, TypeError, UnicodeDecodeError):
+    except (OSError, IndexError, ValueError, struct.error, TypeError, UnicodeDecodeError):
         return None
     return attrs
+
+
+def _parse_header(data: bytes) -> tuple[dict, int, int]:
+    """(string/int attributes, where the offset table starts, how many tiles) of a tiled EXR header.
+    ValueError when it is not one of ours."""
+    if data[:4] != EXR_MAGIC:
+        raise ValueError("not an EXR file")
+    attrs, pos, width, height, tile = {}, 8, None, None, None
+    while data[pos] != 0:
+        name_end = data.index(b"\0", pos)
+        type_end = data.index(b"\0", name_end + 1)
+        name, type_name = data[pos:name_end].decode(), data[name_end + 1:type_end].decode()
+        (size,) = struct.unpack_from("<i", data, type_end + 1)
+        value = data[type_end + 5:type_end + 5 + size]
+        if len(value) != size:
+            raise ValueError("truncated header")
+        if type_name == "string":
+            attrs[name] = value.decode("utf-8", "replace")
+        elif type_name == "int":
+            attrs[name] = struct.unpack("<i", value)[0]
+        elif name == "dataWindow":
+            x0, y0, x1, y1 = struct.unpack("<iiii", value)
+            width, height = x1 - x0 + 1, y1 - y0 + 1
+        elif name == "tiles":
+            tile = struct.unpack_from("<II", value)
+        pos = type_end + 5 + size
+    if tile is None:
+        raise ValueError("not a tiled EXR")
+    return attrs, pos + 1, -(-width // tile[0]) * -(-height // tile[1])

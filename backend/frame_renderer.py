@@ -15,12 +15,12 @@ from typing import Callable, Iterator
 import numpy as np
 
 from livingportrait_wire.errors import BadInput, Cancelled
-from livingportrait_wire.landmarks import LandmarkSequence
+from livingportrait_wire.landmarks import LandmarkSequence, check_points
 from livingportrait_wire.naming import check_name, frame_filename
 from livingportrait_wire.protocol import PROTOCOL_VERSION
 
 from . import __version__
-from .engines import create_engine
+from .engines import available_engines, create_engine
 from .exr import ExrFrameEncoder
 from .images import Portrait
 
@@ -83,12 +83,16 @@ class FrameRenderer:
         self.spec = spec
         self.cancel = cancel or threading.Event()
         self._report = on_progress
-        first, last = spec.frame_range or (int(spec.driver.frames[0]), int(spec.driver.frames[-1]))
-        selected = spec.driver.frames[(spec.driver.frames >= first) & (spec.driver.frames <= last)]
-        if selected.size == 0:
-            raise BadInput(f"frame range {first}-{last} holds none of the performance's frames "
-                           f"({int(spec.driver.frames[0])}-{int(spec.driver.frames[-1])})")
+        selected = spec.driver.select(*spec.frame_range).frames if spec.frame_range else spec.driver.frames
         self.frames: list[int] = [int(f) for f in selected]
+        # Settings checked here are refused before any expensive work (detection, fine-tuning).
+        self.zip_level = spec.settings.get("zip_level", DEFAULT_ZIP_LEVEL)
+        if type(self.zip_level) is not int or not 1 <= self.zip_level <= 9:
+            raise BadInput(f"zip_level: {self.zip_level!r} is not a ZIP level; give a whole number from 1 "
+                           "(fastest) to 9 (smallest)")
+        if spec.engine not in available_engines():
+            raise BadInput(f"engine {spec.engine!r} is not available on this backend; choose one of "
+                           f"{', '.join(available_engines())}", code="unknown_engine")
         self.job_digest = job_digest(spec)
         self._targets: dict[int, np.ndarray] = {}
         self._encoder: ExrFrameEncoder | None = None
@@ -115,9 +119,7 @@ class FrameRenderer:
         portrait = spec.portraits[0]
         self.on_progress("landmarks", 0, 1)
         if spec.portrait_landmarks is not None:
-            points = np.asarray(spec.portrait_landmarks, np.float32)
-            if points.shape != (68, 2) or not np.all(np.isfinite(points)):
-                raise BadInput(f"portrait landmarks must be 68 finite (x, y) points, got shape {list(points.shape)}")
+            points = check_points(spec.portrait_landmarks)
         else:
             points = detect_portrait_landmarks(portrait.srgb8, portrait.source, spec.detector).points
         self.portrait_points = points
@@ -136,10 +138,7 @@ class FrameRenderer:
         engine = create_engine(spec.engine)
         engine.prepare(spec.portraits, points, spec.settings, self.on_progress)
         self.engine = engine
-        level = spec.settings.get("zip_level", DEFAULT_ZIP_LEVEL)
-        if type(level) is not int or not 1 <= level <= 9:
-            raise BadInput(f"zip_level: {level!r} is not a ZIP level; give a whole number from 1 (fastest) to 9 (smallest)")
-        self._encoder = ExrFrameEncoder(portrait.linear, level=level, attributes={
+        self._encoder = ExrFrameEncoder(portrait.linear, level=self.zip_level, attributes={
             "livingportrait.engine": spec.engine,
             "livingportrait.portrait": portrait.digest,
             "livingportrait.protocol": PROTOCOL_VERSION,

@@ -16,9 +16,7 @@ from livingportrait_wire.errors import BadInput
 from livingportrait_wire.protocol import ErrorCode, Limits
 
 from .colorspace import SRGB8_TO_LINEAR, linear_to_srgb8, srgb_to_linear
-
-
-EXR_MAGIC = b"\x76\x2f\x31\x01"
+from .exr import EXR_MAGIC
 
 
 @dataclass
@@ -28,10 +26,6 @@ class Portrait:
     source: str
     digest: str  # sha256 of the file bytes, short: names the portrait in EXR metadata and caches
 
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) in pixels."""
-        return self.linear.shape[1], self.linear.shape[0]
 
 
 def decode_portrait(data: bytes, source: str, limits: Limits = Limits()) -> Portrait:
@@ -85,15 +79,13 @@ def decode_portrait(data: bytes, source: str, limits: Limits = Limits()) -> Port
 def _decode_exr(data: bytes, source: str) -> np.ndarray:
     import tempfile
 
-    import OpenEXR
+    from .preview import read_exr
 
     with tempfile.NamedTemporaryFile(suffix=".exr") as tmp:
         tmp.write(data)
         tmp.flush()
         try:
-            with OpenEXR.File(tmp.name, separate_channels=True) as f:
-                # Copy inside the block: the pixel buffers belong to the open file.
-                ch = {name: c.pixels.astype(np.float32) for name, c in f.channels().items()}
+            ch = read_exr(tmp.name)
         except Exception as exc:  # OpenEXR raises plain exceptions for damaged files
             raise BadInput(f"{source}: a damaged EXR file ({exc})") from None
     if all(n in ch for n in ("R", "G", "B")):

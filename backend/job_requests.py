@@ -5,11 +5,10 @@ Everything wrong raises a LivingPortraitError whose code goes back to the client
 """
 from __future__ import annotations
 
-import numpy as np
 
 from livingportrait_wire.codec import Message
-from livingportrait_wire.errors import BadInput, ProtocolError
-from livingportrait_wire.landmarks import LandmarkSequence
+from livingportrait_wire.errors import ProtocolError
+from livingportrait_wire.landmarks import LandmarkSequence, check_points
 from livingportrait_wire.naming import check_name
 from livingportrait_wire.protocol import ErrorCode, Limits
 
@@ -36,9 +35,9 @@ def credit_window(msg: Message, limits: Limits) -> int:
 def driver_from_message(msg: Message, limits: Limits) -> LandmarkSequence:
     """The performance carried by a SUBMIT (buffers landmarks, frames, optional confidence)."""
     landmarks, frames = msg.one("landmarks"), msg.one("frames")
-    if landmarks.ndim != 3 or landmarks.shape[0] > limits.max_frames_per_job:
-        raise ProtocolError(f"a job may hold at most {limits.max_frames_per_job} frames",
-                            ErrorCode.LIMIT if landmarks.ndim == 3 else ErrorCode.BAD_MESSAGE)
+    # A wrong shape is LandmarkSequence's to explain; here only the count limit.
+    if landmarks.ndim == 3 and landmarks.shape[0] > limits.max_frames_per_job:
+        raise ProtocolError(f"a job may hold at most {limits.max_frames_per_job} frames", ErrorCode.LIMIT)
     size = _int_pair(msg.header.get("image_size"), "image_size")
     return LandmarkSequence(landmarks, frames, size, msg.optional("confidence"))
 
@@ -54,8 +53,8 @@ def render_spec_from_message(msg: Message, limits: Limits) -> RenderSpec:
     driver = driver_from_message(msg, limits)
     frame_range = _int_pair(h["frame_range"], "frame_range") if h.get("frame_range") is not None else None
     points = msg.optional("portrait_landmarks")
-    if points is not None and points.shape != (68, 2):
-        raise BadInput(f"portrait_landmarks must have shape [68, 2], got {list(points.shape)}")
+    if points is not None:
+        points = check_points(points, "portrait_landmarks")
     name = check_name(h.get("name", "portrait"))
     names = h.get("portrait_names")
     labels = names if isinstance(names, list) and len(names) == len(portraits) else [
@@ -63,5 +62,5 @@ def render_spec_from_message(msg: Message, limits: Limits) -> RenderSpec:
     decoded = [decode_portrait(data, str(label), limits) for data, label in zip(portraits, labels)]
     return RenderSpec(portraits=decoded, driver=driver, engine=h.get("engine", "warp"), name=name,
                       settings=h.get("settings", {}), frame_range=frame_range,
-                      portrait_landmarks=None if points is None else np.asarray(points, np.float32),
+                      portrait_landmarks=points,
                       detector=h.get("detector", "mediapipe"))

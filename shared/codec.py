@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import ProtocolError
 from .protocol import (ACCEPTED, CANCEL, CLIENT_TYPES, CREDIT, DONE, ERROR, FRAME, HELLO, JOB_KINDS,
-                       PING, PONG, PROGRESS, PROTOCOL_VERSION, RESULT, SERVER_TYPES, SUBMIT, WELCOME,
+                       PING, PONG, PROGRESS, PROTOCOL_VERSION, RESULT, SUBMIT, WELCOME,
                        ErrorCode, Limits)
 
 ALLOWED_DTYPES = frozenset({"uint8", "uint16", "int32", "int64", "float16", "float32", "float64"})
@@ -27,7 +27,7 @@ MAX_ID_LEN = 128
 MAX_NESTING = 32
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
-_STR, _INT, _NUM, _BOOL, _DICT, _LIST = str, int, (int, float), bool, dict, list
+_STR, _INT, _DICT, _LIST = str, int, dict, list
 
 # Per-type fields: name -> (python type(s), required). Unknown fields are ignored (forward compatible).
 FIELDS: dict[str, dict[str, tuple]] = {
@@ -173,7 +173,7 @@ def _check_fields(msg_type: str, header: dict) -> None:
             continue
         value = header[name]
         # bool is an int in Python; a JSON true must not pass as a number.
-        if isinstance(value, bool) and kind is not _BOOL:
+        if isinstance(value, bool):
             raise ProtocolError(f"{msg_type} field '{name}' has the wrong type (bool)")
         if not isinstance(value, kind) or (isinstance(value, float) and not math.isfinite(value)):
             raise ProtocolError(f"{msg_type} field '{name}' has the wrong type ({type(value).__name__})")

@@ -123,6 +123,16 @@ class LandmarkSequence:
         return seq
 
 
+def check_points(points, source: str = "portrait landmarks") -> np.ndarray:
+    """One face's landmarks as float32 (68, 2), or BadInput naming ``source`` when the shape is wrong
+    or a value is not finite."""
+    p = np.asarray(points)
+    if p.shape != (NUM_POINTS, 2) or not np.issubdtype(p.dtype, np.number) or not np.all(np.isfinite(p)):
+        raise BadInput(f"{source}: portrait landmarks must be {NUM_POINTS} finite (x, y) points, got "
+                       f"shape {list(p.shape)}")
+    return p.astype(np.float32)
+
+
 def load_sequence(path: str | os.PathLike) -> LandmarkSequence:
     """Read and validate a ``.npz`` performance file. Raises BadInput with the file's name."""
     path = os.fspath(path)

@@ -29,12 +29,9 @@ PARTS: tuple[Part, ...] = (
     Part("outer_lips", tuple(range(48, 60)), True),
     Part("inner_lips", tuple(range(60, 68)), True),
 )
-PART_BY_NAME = {p.name: p for p in PARTS}
 
 # Points that move little with expression: eye corners and the nose. Used to align head pose.
 STABLE_POINTS = (36, 39, 42, 45, 27, 28, 29, 30, 31, 33, 35)
-RIGHT_EYE_CORNERS = (36, 39)
-LEFT_EYE_CORNERS = (42, 45)
 
 
 def interocular_distance(points) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from livingportrait_backend.detectors import (Detection, available_detectors, detect_portrait_landmarks,
+from livingportrait_backend.detectors import (Detection, detect_portrait_landmarks,
                                               get_detector)
 from livingportrait_wire.errors import BadInput
 from livingportrait_wire.layout import interocular_distance

@@ -1,5 +1,4 @@
 """Perceptual nets: the converter, the stored input convention, and refusing unsafe weight files."""
-import json
 
 import pytest
 import torch

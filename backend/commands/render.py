@@ -23,7 +23,8 @@ def add_arguments(p) -> None:
     p.add_argument("--portrait-landmarks", metavar="FILE",
                    help="the portrait's own 68 landmarks (.npz landmark file, first frame, or .npy [68,2]) "
                         "instead of detecting them")
-    p.add_argument("--detector", default="mediapipe", help="detector for the portrait's landmarks (default: mediapipe)")
+    p.add_argument("--detector", default="mediapipe", choices=("mediapipe", "fan"),
+                   help="detector for the portrait's landmarks and a --driver video (default: mediapipe)")
     p.add_argument("--mode", choices=("relative", "absolute"), default="relative",
                    help="relative: transfer the driver's motion (default); absolute: its face shape too")
     p.add_argument("--neutral-frame", type=int, metavar="N",
@@ -67,16 +68,14 @@ def load_portrait_landmarks(path: str):
     import numpy as np
 
     from livingportrait_wire.errors import BadInput
-    from livingportrait_wire.landmarks import load_sequence
+    from livingportrait_wire.landmarks import check_points, load_sequence
 
     if path.endswith(".npy"):
         try:
             points = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise BadInput(f"{path}: not a readable .npy file ({exc})") from None
-        if points.shape != (68, 2) or not np.all(np.isfinite(points)):
-            raise BadInput(f"{path}: portrait landmarks must be 68 finite (x, y) points, got shape {list(points.shape)}")
-        return points.astype(np.float32)
+        return check_points(points, path)
     return load_sequence(path).landmarks[0]
 
 
