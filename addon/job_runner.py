@@ -150,6 +150,9 @@ class JobDriver:
         if isinstance(err, OSError):
             err = LivingPortraitError(f"{err.filename or 'output'}: {err.strerror or err}; check that the "
                                       "output folder exists, is writable and has free space")
+        elif not isinstance(err, LivingPortraitError):
+            # A failure applying the result to Blender data is a report, never a traceback.
+            err = LivingPortraitError(f"{self.kind} failed: {err}")
         self._end(f"{self.kind}: {getattr(err, 'message', err)}")
         raise err
 

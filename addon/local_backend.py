@@ -55,12 +55,19 @@ class LocalBackend:
             if self.address == address:
                 return
             self.stop()
-        argv = shlex.split(command, posix=(os.name != "nt")) if command.strip() else []
+        try:
+            argv = shlex.split(command, posix=(os.name != "nt")) if command.strip() else []
+        except ValueError as exc:
+            raise BadInput(f"the backend command {command!r} cannot be read ({exc}); check its quotes "
+                           "in the add-on preferences") from None
         if not argv:
             raise BadInput("the backend command is empty; set it in the add-on preferences "
                            "(e.g. /path/to/.venv/bin/livingportrait)")
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        log = open(log_path, "ab")
+        try:
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
+            log = open(log_path, "ab")
+        except OSError as exc:
+            raise BadInput(f"cannot write the backend's log at {log_path} ({exc.strerror or exc})") from None
         try:
             flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
             self.process = subprocess.Popen(argv + ["serve", "--bind", address], stdout=log,

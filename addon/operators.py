@@ -30,8 +30,11 @@ class _ResultHandler:
 def _read(path: str, clip) -> bytes:
     if not os.path.isfile(path):
         raise BadInput(f"clip {clip.name!r}: no footage file at {path}; re-link the clip's footage")
-    with open(path, "rb") as f:
-        return f.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise BadInput(f"clip {clip.name!r}: cannot read {path} ({exc.strerror or exc})") from None
 
 
 def _detect_job(clip, clip_frames, settings) -> tuple[DetectJob, np.ndarray]:

@@ -6,6 +6,7 @@ The footage arrives as a movie file's bytes (``video``) or as encoded frames (``
 """
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import threading
@@ -15,7 +16,7 @@ import numpy as np
 
 from livingportrait_wire.codec import Message, array_buffer, encode
 from livingportrait_wire.errors import BadInput, Cancelled, ProtocolError
-from livingportrait_wire.protocol import ACCEPTED, DONE, PROGRESS, RESULT, Limits
+from livingportrait_wire.protocol import ACCEPTED, DONE, PROGRESS, RESULT, ErrorCode, Limits
 
 from .landmarks.smoothing import SmoothingOptions
 from .landmarks.tracking import TrackOptions, open_frames, track_frames
@@ -29,11 +30,16 @@ def _images(msg: Message, limits: Limits):
     if numbers is None or numbers.shape != (len(images),):
         raise ProtocolError("a detect job with images needs a 'frames' array with one number per image")
     for number, data in zip(numbers.tolist(), images):
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        try:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error:  # OpenCV refuses a header that declares too many pixels before allocating
+            raise BadInput(f"frame {number}: declares more pixels than allowed, or a damaged header",
+                           ErrorCode.TOO_LARGE) from None
         if img is None:
             raise BadInput(f"frame {number}: not an image OpenCV can read")
         if img.shape[0] * img.shape[1] > limits.max_image_pixels:
-            raise BadInput(f"frame {number}: exceeds the limit of {limits.max_image_pixels} pixels")
+            raise BadInput(f"frame {number}: exceeds the limit of {limits.max_image_pixels} pixels",
+                           ErrorCode.TOO_LARGE)
         yield int(number), np.ascontiguousarray(img[:, :, ::-1])
 
 
@@ -51,12 +57,18 @@ def run_detect_job(msg: Message, limits: Limits, cancel: threading.Event, send: 
             path = os.path.join(tmp, "footage")
             with open(path, "wb") as f:
                 f.write(msg.one("video"))
-            frames, total = open_frames(path)
+            try:
+                frames, total = open_frames(path)
+            except BadInput:
+                raise BadInput("the footage sent is not a video OpenCV can decode; send mp4, mov or avi, "
+                               "or the frames as images") from None
             wanted = msg.optional("frames")
-            if wanted is not None:
-                # Only the frames the client asked for (a clip's range), not the whole movie.
+            if wanted is not None and wanted.size:
+                # Only the frames the client asked for (a clip's range), and no decoding past the last.
                 keep = set(int(n) for n in wanted.reshape(-1))
-                frames, total = (f for f in frames if f[0] in keep), len(keep)
+                last = max(keep)
+                frames = (f for f in itertools.takewhile(lambda f: f[0] <= last, frames) if f[0] in keep)
+                total = len(keep)
         else:
             frames, total = _images(msg, limits), len(msg.buffers.get("image", []))
             if total == 0:

@@ -199,7 +199,12 @@ class BackendClient:
         self._monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
                                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                                                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-        self.sock.connect(self.address)
+        try:
+            self.sock.connect(self.address)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise BadInput(f"backend address {self.address!r} is not usable ({exc}); write it as "
+                           "tcp://HOST:PORT, e.g. tcp://127.0.0.1:5557") from None
 
     def close(self) -> None:
         self._monitor.close(0)

@@ -51,7 +51,10 @@ def _read(source: str) -> dict:
         raise BadInput(f"{source}: file not found")
     if source.endswith(".safetensors"):
         from safetensors.torch import load_file
-        return load_file(source)
+        try:
+            return load_file(source)
+        except Exception as err:  # safetensors raises its own error types for corrupt headers
+            raise BadInput(f"{source}: not a readable safetensors file ({err})") from None
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as err:  # weights_only refuses code-carrying pickles with various error types
@@ -94,6 +97,8 @@ def convert(network: str, source: str, out: str, convention: str | None) -> dict
     widths = [v for v in LAYOUTS[network] if v != "M"]
     cin = 3
     for (idx, name), cout in zip(pick.items(), widths):
+        if f"{name}.bias" not in state:
+            raise BadInput(f"{source}: {name} has a weight but no bias; this is not a complete {network} file")
         w, b = state[f"{name}.weight"], state[f"{name}.bias"]
         if tuple(w.shape) != (cout, cin, 3, 3) or tuple(b.shape) != (cout,):
             raise BadInput(f"{source}: {name} has shape {tuple(w.shape)}, expected {(cout, cin, 3, 3)}; "

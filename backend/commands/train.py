@@ -67,6 +67,9 @@ def run(args) -> int:
     from livingportrait_backend.model.config import preset
     from livingportrait_wire.errors import BadInput
 
+    for flag, value in (("--batch-size", args.batch_size), ("--k-shots", args.k_shots)):
+        if value is not None and value < 1:
+            raise BadInput(f"{flag} {value}: give a whole number of at least 1")
     cfg = preset(args.config)
     t = cfg.training
     if args.batch_size:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from livingportrait_backend.landmarks.raster import draw_landmarks
+from livingportrait_wire.errors import BadInput
 
 
 def raster_thickness(resolution: int) -> int:
@@ -48,7 +49,8 @@ class EpisodeLoader:
 
     def __init__(self, dataset, k_shots: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} must be divisible by the {world_size} processes")
+            raise BadInput(f"--batch-size {batch_size} must divide evenly among the {world_size} training "
+                           "processes; choose a multiple of the process count")
         self.dataset = dataset
         self.k_shots = k_shots
         self.batch_size = batch_size

@@ -38,9 +38,6 @@ class PreparedVideos:
     def __len__(self) -> int:
         return len(self.files)
 
-    def name(self, video: int) -> str:
-        return self.files[video][: -len(SUFFIX)]
-
     def _load(self, video: int) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             if video in self._cache:
@@ -54,6 +51,10 @@ class PreparedVideos:
             raise BadInput(f"{path}: not a prepared video ({err}); delete it and re-run prepare") from None
         if frames.ndim != 4 or frames.dtype != np.uint8 or landmarks.shape != (frames.shape[0], 68, 2):
             raise BadInput(f"{path}: frames/landmarks have the wrong shapes; delete it and re-run prepare")
+        size = getattr(self, "resolution", frames.shape[1])
+        if frames.shape[1:] != (size, size, 3):
+            raise BadInput(f"{path}: frames are {frames.shape[2]}x{frames.shape[1]} but this data set's are "
+                           f"{size}x{size}; re-run `livingportrait prepare --size {size}` for it")
         with self._lock:
             self._cache[video] = (frames, landmarks)
             if len(self._cache) > self._cache_videos:

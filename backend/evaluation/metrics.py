@@ -2,7 +2,7 @@
 
 SSIM (Gaussian-free 7x7 windows, scikit-image's defaults, per channel, averaged), PSNR in dB and mean
 absolute error (L1) on the [0, 1] scale are always available. FID and CSIM need networks whose weights
-the user supplies (``fid.py``, ``csim.py``).
+the user supplies (``feature_metrics.py``).
 """
 from __future__ import annotations
 

@@ -124,5 +124,9 @@ def load_vgg_features(path: str | os.PathLike, network: str, taps: tuple[int, ..
     missing = [k for k in wanted if f"features.{k}" not in tensors]
     if missing:
         raise BadInput(f"{path}: missing tensors {missing[:4]}; the file is not a complete {network}")
-    net.features.load_state_dict({k: tensors[f"features.{k}"] for k in wanted})
+    try:
+        net.features.load_state_dict({k: tensors[f"features.{k}"] for k in wanted})
+    except RuntimeError as err:  # torch says which tensor has the wrong shape
+        raise BadInput(f"{path}: tensors do not fit {network} ({str(err).splitlines()[-1].strip()[:200]}); "
+                       "re-run convert-weights on the original file") from None
     return net
