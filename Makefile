@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench addon blender-venvs clean
+.PHONY: setup demo test addon blender-venvs clean
 
 setup: $(STAMP)
 
