@@ -35,6 +35,7 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 HEARTBEAT_S = 1.0
 LIVENESS_S = 3.5      # three and a half missed heartbeats: a dead backend is noticed within 5 s
 RECONNECT_S = 20.0
+HANDSHAKE_S = 3.0     # a stalled transport handshake is retried after this (libzmq waits 30 s)
 REFUSED = "refused"   # BackendUnavailable code: the transport's security handshake failed
 
 
@@ -185,6 +186,10 @@ class BackendClient:
         # resume does not repair. SNDTIMEO: a send never blocks for ever when the queue is full.
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
+        # A handshake that stalls (libzmq may drop a refusal's ERROR command on a busy machine, and the
+        # connection then hangs) is abandoned and retried after HANDSHAKE_S rather than libzmq's 30 s, so a
+        # refused key is still reported within seconds. A real handshake takes milliseconds.
+        self.sock.setsockopt(zmq.HANDSHAKE_IVL, int(HANDSHAKE_S * 1000))
         # RCVHWM stays at its default (1000): the credit window, not the HWM, bounds the frames in flight.
         self.sock.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
         if self.curve is not None:

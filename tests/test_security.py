@@ -1,6 +1,7 @@
 """Security: loopback by default, CurveZMQ for anything else, key files with private secrets, only
 authorised keys served, no path traversal at any door, and no pickle anywhere."""
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from livingportrait_backend.cli import main
-from livingportrait_wire.client import BackendClient, CurveKeys
+from livingportrait_wire.client import HANDSHAKE_S, BackendClient, CurveKeys
 from livingportrait_wire.codec import decode
 from livingportrait_wire.errors import BackendUnavailable, BadInput
 from livingportrait_wire.landmarks import save_sequence
@@ -185,3 +186,21 @@ def test_nothing_unpickles_and_checkpoints_load_weights_only():
             if not re.search(r"weights_only\s*=\s*True", call.group(1)):
                 offenders.append(f"{path}: {call.group(0)}")
     assert not offenders
+
+
+def test_a_stalled_handshake_is_retried_within_seconds_not_held_for_thirty():
+    """libzmq may drop a refusal on a busy machine and leave the connection hanging; the client gives a
+    silent handshake HANDSHAKE_S and then reconnects, so a refusal on the next try still arrives in time."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(30)
+        with BackendClient(f"tcp://127.0.0.1:{listener.getsockname()[1]}", timeout_s=30):
+            # A listener that accepts and never speaks: the first handshake stalls.
+            first, _ = listener.accept()
+            stalled_at = time.monotonic()
+            second, _ = listener.accept()
+            retried_after = time.monotonic() - stalled_at
+        first.close()
+        second.close()
+    assert HANDSHAKE_S - 0.5 < retried_after < HANDSHAKE_S + 3
