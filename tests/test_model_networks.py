@@ -3,9 +3,12 @@ import pytest
 import torch
 
 from livingportrait_backend.cli import main
+from livingportrait_backend.model.attention import SelfAttention
 from livingportrait_backend.model.config import ModelConfig, preset
 from livingportrait_backend.model.macs import count_macs, count_parameters
 from livingportrait_backend.model.networks import build_networks
+from livingportrait_backend.model.personalized import fold_for_inference
+from livingportrait_backend.model.residual import AdaUpBlock, DownBlock
 from livingportrait_backend.model.spectral_norm import fold_spectral_norm
 
 
@@ -61,6 +64,41 @@ def test_precomputed_psi_serves_a_batch_of_frames_and_folding_keeps_the_output()
     fold_spectral_norm(g)
     with torch.inference_mode():
         torch.testing.assert_close(g(rasters, psi), batched, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_folding_pooling_and_upsampling_into_the_convs_keeps_the_output(layout):
+    torch.manual_seed(0)
+    cfg = preset("small")
+    g = build_networks(cfg)["generator"].eval()
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, SelfAttention):
+                m.gamma.fill_(0.5)  # attention in play, as after training
+        psi = g.project(torch.randn(1, cfg.embedder.embed_dim) * 3)
+    rasters = torch.rand(3, 3, 64, 64) * 2 - 1
+    with torch.inference_mode():
+        expected = g(rasters, psi)
+    folded = build_networks(cfg)["generator"]  # not a deepcopy: it would share the parametrised classes
+    folded.load_state_dict(g.state_dict())
+    folded = fold_for_inference(folded).to(memory_format=layout)
+    blocks = [m for m in folded.modules() if isinstance(m, (DownBlock, AdaUpBlock))]
+    assert blocks and all(getattr(m, "pooling_folded", False) or getattr(m, "upsampling_folded", False)
+                          for m in blocks)
+    with torch.inference_mode():
+        out = folded(rasters.contiguous(memory_format=layout), psi)
+    torch.testing.assert_close(out, expected, atol=5e-5, rtol=1e-4)
+    # A 3x3 conv after 2x pooling or upsampling costs 16 multiply-adds per output instead of 36.
+    assert count_macs(_Bound(folded, psi), rasters[:1]) < 0.8 * count_macs(_Bound(g, psi), rasters[:1])
+
+
+class _Bound(torch.nn.Module):
+    def __init__(self, g, psi):
+        super().__init__()
+        self.g, self.psi = g, psi
+
+    def forward(self, x):
+        return self.g(x, self.psi)
 
 
 def test_config_round_trips_through_json():

