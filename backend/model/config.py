@@ -96,5 +96,3 @@ def preset(name: str) -> ModelConfig:
         )
     raise BadInput(f"unknown model config {name!r}; use paper, small or tiny")
 
-
-PRESETS = ("paper", "small", "tiny")
