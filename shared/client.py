@@ -35,6 +35,7 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 HEARTBEAT_S = 1.0
 LIVENESS_S = 3.5      # three and a half missed heartbeats: a dead backend is noticed within 5 s
 RECONNECT_S = 20.0
+TIMEOUT_S = 5.0       # how long a request waits for the backend's answer
 HANDSHAKE_S = 3.0     # a stalled transport handshake is retried after this (libzmq waits 30 s)
 REFUSED = "refused"   # BackendUnavailable code: the transport's security handshake failed
 
@@ -157,7 +158,7 @@ class BackendClient:
     ``heartbeat_s``, ``liveness_s``, ``reconnect_s``: see the module docstring.
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, timeout_s: float = 5.0, limits: Limits | None = None,
+    def __init__(self, address: str = DEFAULT_ADDRESS, timeout_s: float = TIMEOUT_S, limits: Limits | None = None,
                  curve: CurveKeys | None = None, heartbeat_s: float = HEARTBEAT_S,
                  liveness_s: float = LIVENESS_S, reconnect_s: float = RECONNECT_S):
         import zmq
@@ -212,6 +213,12 @@ class BackendClient:
                            "tcp://HOST:PORT, e.g. tcp://127.0.0.1:5557") from None
 
     def close(self) -> None:
+        if self.sock.closed:
+            return
+        # Stop the events before closing their socket: a monitor closed under a handshake still in
+        # progress wedges the context's I/O thread, and every later client in this process (the whole
+        # Blender session) would then get no answer.
+        self.sock.disable_monitor()
         self._monitor.close(0)
         self.sock.close(0)
 

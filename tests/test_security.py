@@ -204,3 +204,23 @@ def test_a_stalled_handshake_is_retried_within_seconds_not_held_for_thirty():
         first.close()
         second.close()
     assert HANDSHAKE_S - 0.5 < retried_after < HANDSHAKE_S + 3
+
+
+def test_a_client_closed_mid_handshake_leaves_later_clients_working():
+    """Closing a client while its handshake is in progress (a wrong port, a backend still starting) once
+    wedged the process's ZeroMQ I/O thread: every later client, in Blender the whole session, got no
+    answer."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(30)
+        silent = BackendClient(f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+        conn, _ = listener.accept()  # the handshake has begun and will never finish
+        silent.close()
+        conn.close()
+    proc = BackendProcess()
+    try:
+        with BackendClient(proc.address) as client:
+            assert client.handshake()["protocol"] == 1
+    finally:
+        proc.stop()
