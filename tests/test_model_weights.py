@@ -98,3 +98,9 @@ def test_an_ambiguous_vgg19_needs_its_convention(tmp_path, capsys):
 def test_missing_weights_file_names_the_converter(tmp_path):
     with pytest.raises(BadInput, match="convert-weights"):
         load_vgg_features(tmp_path / "absent.safetensors", "vgg19", (1,))
+
+
+def test_a_pickle_passed_as_converted_weights_is_refused_before_it_is_read(tmp_path):
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "vgg19.safetensors")  # misnamed
+    with pytest.raises(BadInput, match="pickle.*refused.*convert-weights vgg19"):
+        load_vgg_features(tmp_path / "vgg19.safetensors", "vgg19", (1,))

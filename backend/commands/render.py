@@ -8,6 +8,8 @@ HELP = ("Render an EXR sequence: in-process (farm mode, resumable, idempotent pe
 
 
 def add_arguments(p) -> None:
+    from livingportrait_wire.client import RECONNECT_S, TIMEOUT_S
+
     p.add_argument("--portrait", required=True, action="append", metavar="IMG",
                    help="portrait image (PNG, JPEG, TIFF, EXR); repeat for more shots of the same face, "
                         "the first is animated")
@@ -37,8 +39,8 @@ def add_arguments(p) -> None:
     p.add_argument("--regions", default="pose,expression",
                    help="what transfers: comma list of pose, expression, eyes, brows, mouth, jaw "
                         "(default pose,expression)")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                   help="with --connect: seconds to wait for the backend to answer (default 5)")
+    p.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="S",
+                   help=f"with --connect: seconds to wait for the backend to answer (default {TIMEOUT_S:g})")
     p.add_argument("--checkpoint", metavar="DIR",
                    help="fewshot engine: model checkpoint folder (or its model.safetensors) on the backend "
                         "machine; relative paths resolve against $LIVINGPORTRAIT_MODELS")
@@ -46,9 +48,9 @@ def add_arguments(p) -> None:
                    help="fewshot engine: fine-tune on the portrait shots for N steps (default 0: embed only)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"),
                    help="fewshot engine: where the model runs (default auto: a GPU if there is one)")
-    p.add_argument("--reconnect", type=float, default=20.0, metavar="S",
+    p.add_argument("--reconnect", type=float, default=RECONNECT_S, metavar="S",
                    help="with --connect: when the backend goes silent, seconds to keep reconnecting and "
-                        "resuming before giving up (default 20)")
+                        f"resuming before giving up (default {RECONNECT_S:g})")
     p.add_argument("--server-key", metavar="FILE",
                    help="with --connect to a CurveZMQ backend: its public key file (NAME.key)")
     p.add_argument("--client-key", metavar="FILE",

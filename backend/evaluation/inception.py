@@ -16,6 +16,8 @@ from torch import nn
 
 from livingportrait_wire.errors import BadInput
 
+from ..model.tensor_file import read_safetensors
+
 
 class BasicConv2d(nn.Module):
     def __init__(self, cin: int, cout: int, **conv):
@@ -156,18 +158,11 @@ class InceptionFeatures(nn.Module):
 
 def load_inception(path: str | os.PathLike) -> InceptionFeatures:
     """The feature network with weights from a safetensors file (torchvision parameter names)."""
-    from safetensors import safe_open
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BadInput(f"{path}: Inception-v3 weights not found; FID needs them (e.g. pytorch-fid's "
                        "pt_inception-2015-12-05 state dict saved as safetensors)")
-    try:
-        with safe_open(path, framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # safetensors raises its own error types for corrupt or pickle files
-        raise BadInput(f"{path}: not a readable safetensors file ({err}); Inception weights must be "
-                       "converted to safetensors (pickles are refused)") from None
+    tensors, _ = read_safetensors(path, "save the Inception-v3 state dict as safetensors (pickles are refused)")
     net = InceptionFeatures()
     wanted = net.state_dict()
     missing = [k for k in wanted if k not in tensors]

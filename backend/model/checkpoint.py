@@ -21,6 +21,7 @@ from livingportrait_wire.errors import BadInput
 
 from .config import ModelConfig
 from .networks import NETWORK_NAMES, build_networks
+from .tensor_file import read_safetensors
 
 FORMAT = "livingportrait-model/1"
 MODEL_FILE = "model.safetensors"
@@ -37,22 +38,10 @@ def _save_tensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict[st
 
 
 def _read_tensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-
     if not os.path.isfile(path):
         raise BadInput(f"{path}: checkpoint file missing; point at a folder written by `livingportrait train`")
-    with open(path, "rb") as f:
-        head = f.read(9)
-    # A safetensors file opens with an 8-byte header length whose first byte can be anything (0x80
-    # included), then the JSON header's "{": only without that is a pickle/zip opening a pickle.
-    if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
-        raise BadInput(f"{path}: this is a pickle/torch.save file, which is refused (it can run code); "
-                       "use a safetensors checkpoint written by `livingportrait train`")
-    try:
-        with safe_open(path, framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})
-    except Exception as err:  # corrupt header or truncated data
-        raise BadInput(f"{path}: corrupt or truncated safetensors file ({err}); re-copy or re-train it") from None
+    return read_safetensors(path, "use a safetensors checkpoint written by `livingportrait train` "
+                                  "(re-copy or re-train a damaged one)")
 
 
 def save_model(folder: str | os.PathLike, cfg: ModelConfig, nets: dict[str, nn.Module]) -> None:

@@ -21,6 +21,8 @@ from torch import nn
 
 from livingportrait_wire.errors import BadInput
 
+from .tensor_file import read_safetensors
+
 # Conv widths, "M" for a 2x2 max-pool: the VGG "E" (19-layer) and "D" (16-layer, VGGFace) stacks.
 LAYOUTS = {
     "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
@@ -105,18 +107,12 @@ class VGGFeatures(nn.Module):
 
 def load_vgg_features(path: str | os.PathLike, network: str, taps: tuple[int, ...]) -> VGGFeatures:
     """Build ``network`` ("vgg19" | "vggface") and load its weights from a converted safetensors file."""
-    from safetensors import safe_open
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BadInput(f"{path}: {network} weights not found; convert the published weights with "
                        f"`livingportrait convert-weights {network} SOURCE --out {path}`")
-    try:
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise BadInput(f"{path}: not a readable safetensors file ({err}); re-run convert-weights") from None
+    tensors, meta = read_safetensors(path, f"convert the published weights with `livingportrait "
+                                           f"convert-weights {network} SOURCE --out {path}`")
     if meta.get("network") != network:
         raise BadInput(f"{path}: holds {meta.get('network', 'unknown')!r} weights, expected {network!r}")
     net = VGGFeatures(network, taps, InputConvention.from_metadata(meta, path))
