@@ -31,6 +31,12 @@ def raster_for(points: np.ndarray, resolution: int) -> np.ndarray:
     return r.transpose(2, 0, 1) * 2.0 - 1.0
 
 
+def shot_input(image: np.ndarray, points: np.ndarray, resolution: int) -> np.ndarray:
+    """What the embedder reads for one shot: uint8 RGB (S, S, 3) and its landmarks (68, 2) -> float32
+    (6, S, S), the frame then its raster, both in [-1, 1]."""
+    return np.concatenate([to_network(image), raster_for(points, resolution)])
+
+
 @dataclass
 class Episodes:
     """One process's share of a batch: B episodes of K shots.
@@ -76,8 +82,7 @@ class EpisodeLoader:
             for k, f in enumerate(frames):
                 image, points = self.dataset.frame(int(v), int(f))
                 if k < self.k_shots:
-                    shots[j, k, :3] = to_network(image)
-                    shots[j, k, 3:] = raster_for(points, s)
+                    shots[j, k] = shot_input(image, points, s)
                 else:
                     target_image[j] = to_network(image)
                     target_raster[j] = raster_for(points, s)

@@ -41,13 +41,22 @@ def output_name(folder: Path, video: Path) -> str:
     return "__".join(rel.parts) + SUFFIX
 
 
-def crop_affine(points: np.ndarray) -> np.ndarray:
-    """(2, 3) affine mapping source pixels into a unit square crop around ``points`` (68, 2) pixels."""
+def crop_affine(points: np.ndarray, size: float = 1.0) -> np.ndarray:
+    """(2, 3) float64 affine taking source pixels to the pixels of a ``size`` x ``size`` crop around a face
+    with landmarks ``points`` (68, 2), top-left origin: scale and shift only, a square CROP_SCALE times
+    the landmarks' extent, lifted by CROP_LIFT so forehead and hair fit. The training data's convention,
+    which the few-shot engine's crops follow."""
+    points = np.asarray(points, np.float64)
     lo, hi = points.min(axis=0), points.max(axis=0)
     side = CROP_SCALE * float(max(hi[0] - lo[0], hi[1] - lo[1], 1.0))
     cx, cy = (lo + hi) / 2
     cy -= CROP_LIFT * side
-    return np.array([[1 / side, 0, 0.5 - cx / side], [0, 1 / side, 0.5 - cy / side]], np.float64)
+    return np.array([[1 / side, 0, 0.5 - cx / side], [0, 1 / side, 0.5 - cy / side]], np.float64) * float(size)
+
+
+def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (N, 2) through a (2, 3) affine -> float32 (N, 2)."""
+    return (np.asarray(points, np.float64) @ affine[:, :2].T + affine[:, 2]).astype(np.float32)
 
 
 def prepare_video(path: Path, out_path: str, size: int, frames: int, detector) -> int:
@@ -75,9 +84,9 @@ def prepare_video(path: Path, out_path: str, size: int, frames: int, detector) -
     for (number, image), pts, ok in zip(kept, raw, found):
         if not ok:  # interpolated points would not match this frame's pixels
             continue
-        m = crop_affine(pts) * size
+        m = crop_affine(pts, size)
         crops.append(cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE))
-        points.append(pts @ m[:, :2].T + m[:, 2])
+        points.append(apply_affine(m, pts))
         numbers.append(number)
         affines.append(m)
     if len(crops) < 2:

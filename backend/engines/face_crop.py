@@ -2,7 +2,7 @@
 
 The crop follows the convention the model was trained on (``data.prepare.crop_affine``: scale and shift
 only, a square 1.8x the landmarks' extent, lifted so forehead and hair fit), computed from each frame's
-own landmarks. Crops are resampled in linear light (supersampled, then area-averaged, so large portraits
+own landmarks with that same function. Crops are resampled in linear light (supersampled, then area-averaged, so large portraits
 do not alias) and handed to the network as 8-bit sRGB, like its training frames. The generated crop goes
 back through the inverse transform and is blended in under a soft matte: the face region (where the face
 is now and where it was in the portrait, with its forehead) feathered, times a feather at the crop's
@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from livingportrait_backend.colorspace import linear_to_srgb8
-from livingportrait_backend.data.prepare import crop_affine
+from livingportrait_backend.data.prepare import apply_affine
 
 from ..exr import FramePatch
 
@@ -24,17 +24,6 @@ FOREHEAD_LIFT = 0.55  # forehead points: brows lifted by this fraction of the br
 MATTE_GROW = 1.12     # the face hull is grown by this factor about its centre before feathering
 MATTE_FEATHER = 0.06  # Gaussian sigma of the matte, as a fraction of the crop side
 BORDER_FEATHER = 0.08  # fraction of the crop side over which the matte fades out at the crop's edge
-
-
-def crop_transform(points: np.ndarray, size: int) -> np.ndarray:
-    """(2, 3) float64 affine taking portrait pixels to ``size`` x ``size`` crop pixels for a face with
-    landmarks ``points`` (68, 2) portrait pixels, top-left origin."""
-    return crop_affine(np.asarray(points, np.float64)) * float(size)
-
-
-def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Points (N, 2) through a (2, 3) affine -> float32 (N, 2)."""
-    return (np.asarray(points, np.float64) @ affine[:, :2].T + affine[:, 2]).astype(np.float32)
 
 
 def crop_face(linear: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:

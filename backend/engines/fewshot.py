@@ -20,12 +20,13 @@ from livingportrait_wire.errors import BadInput
 
 from .. import personalized_cache
 from ..colorspace import srgb_to_linear
-from ..data.episodes import raster_for, to_network
+from ..data.episodes import raster_for, shot_input
+from ..data.prepare import apply_affine, crop_affine
 from ..exr import FramePatch
 from ..model.checkpoint import load_model
-from ..model.personalized import PersonalizedGenerator
+from ..model.personalized import PersonalizedGenerator, output_images
 from ..training.finetune import FineTuneOptions, personalize
-from .face_crop import PasteBack, apply_affine, crop_face, crop_transform
+from .face_crop import PasteBack, crop_face
 from .fewshot_settings import FewShotSettings, file_digest
 
 ProgressFn = Callable[[str, int, int], None]
@@ -79,9 +80,8 @@ class FewShotEngine:
                                                              opts.detector).points.astype(np.float32))
         shots = np.empty((opts.shots, 6, size, size), np.float32)
         for i, p in enumerate(shot_points):
-            affine = crop_transform(p, size)
-            shots[i, :3] = to_network(crop_face(portraits[i].linear, affine, size))
-            shots[i, 3:] = raster_for(apply_affine(affine, p), size)
+            affine = crop_affine(p, size)
+            shots[i] = shot_input(crop_face(portraits[i].linear, affine, size), apply_affine(affine, p), size)
         self.shots = shots
 
         tune = FineTuneOptions(steps=opts.finetune_steps, batch=opts.finetune_batch,
@@ -116,7 +116,7 @@ class FewShotEngine:
         x = torch.from_numpy(rasters).to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
             y = self.model(x)
-        return ((y.float().clamp(-1, 1) + 1) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
+        return output_images(y)
 
     def render(self, targets: np.ndarray) -> FramePatch:
         """One frame: ``targets`` float32 (68, 2) portrait pixels -> the changed region (scene-linear)."""
@@ -128,7 +128,7 @@ class FewShotEngine:
         s = self.size
         for lo in range(0, len(targets), self.batch):
             chunk = [np.asarray(t, np.float64) for t in targets[lo:lo + self.batch]]
-            affines = [crop_transform(t, s) for t in chunk]
+            affines = [crop_affine(t, s) for t in chunk]
             rasters = np.stack([raster_for(apply_affine(a, t), s) for a, t in zip(affines, chunk)])
             crops = self.generate(rasters)
             for crop, a, t in zip(crops, affines, chunk):

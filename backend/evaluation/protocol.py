@@ -83,18 +83,18 @@ class FewShotModel:
         ``finetune`` a FineTuneOptions -> generated frames float32 (N, S, S, 3) sRGB in [0, 1]."""
         import torch
 
-        from livingportrait_backend.data.episodes import raster_for, to_network
-        from livingportrait_backend.model.personalized import PersonalizedGenerator
+        from livingportrait_backend.data.episodes import raster_for, shot_input
+        from livingportrait_backend.model.personalized import PersonalizedGenerator, output_images
         from livingportrait_backend.training.finetune import personalize
 
         s = self.resolution
-        shots = np.stack([np.concatenate([to_network(im), raster_for(p, s)]) for im, p in zip(images, points)])
+        shots = np.stack([shot_input(im, p, s) for im, p in zip(images, points)])
         personal = personalize(self.cfg, self.nets, shots, finetune, self.device, on_progress)
         gen = PersonalizedGenerator.build(self.cfg.generator, self.nets["generator"], personal)
         rasters = torch.from_numpy(np.stack([raster_for(t, s) for t in targets])).to(self.device)
         with torch.inference_mode():
             out = torch.cat([gen(rasters[i:i + 8]) for i in range(0, len(rasters), 8)])
-        return ((out.float().clamp(-1, 1) + 1) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
+        return output_images(out)
 
 
 def warp_reenact(image: np.ndarray, points: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -39,6 +39,14 @@ class ContentLoss(nn.Module):
         self.vgg19 = vgg19
         self.vggface = vggface
 
+    @classmethod
+    def from_files(cls, cfg: LossConfig, vgg19: str | None, vggface: str | None) -> "ContentLoss":
+        """With the perceptual nets loaded from converted safetensors files (None: that net's fallback)."""
+        from .vgg import load_vgg_features
+
+        return cls(cfg, load_vgg_features(vgg19, "vgg19", cfg.vgg19_layers) if vgg19 else None,
+                   load_vgg_features(vggface, "vggface", cfg.vggface_layers) if vggface else None)
+
     @property
     def uses_fallback(self) -> bool:
         return self.vgg19 is None or self.vggface is None

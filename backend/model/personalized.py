@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 import torch
 from torch import nn
 
@@ -34,6 +36,12 @@ def fold_for_inference(net: nn.Module) -> nn.Module:
         if isinstance(module, (DownBlock, AdaUpBlock)):
             module.fold_resampling()
     return net
+
+
+def output_images(y: torch.Tensor) -> np.ndarray:
+    """The generator's output (B, 3, S, S) in [-1, 1], any dtype or device -> float32 (B, S, S, 3) sRGB
+    in [0, 1] on the CPU."""
+    return ((y.float().clamp(-1, 1) + 1) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class PersonalizedGenerator(nn.Module):

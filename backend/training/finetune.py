@@ -25,7 +25,6 @@ from livingportrait_backend.model.config import ModelConfig
 from livingportrait_backend.model.losses import (ContentLoss, adversarial_generator, feature_matching,
                                                  hinge_discriminator)
 from livingportrait_backend.model.personalized import Personalization
-from livingportrait_backend.model.vgg import load_vgg_features
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -88,9 +87,7 @@ def personalize(cfg: ModelConfig, nets: dict, shots: np.ndarray, opts: FineTuneO
     opt_g = torch.optim.Adam([psi_p] + [p for p in gen.parameters() if p.requires_grad], lr=lr_g, betas=t.betas)
     opt_d = torch.optim.Adam([w_p] + [p for p in disc.parameters() if p.requires_grad], lr=lr_d, betas=t.betas)
     lw = cfg.losses
-    vgg19 = load_vgg_features(opts.vgg19, "vgg19", lw.vgg19_layers) if opts.vgg19 else None
-    vggface = load_vgg_features(opts.vggface, "vggface", lw.vggface_layers) if opts.vggface else None
-    content = ContentLoss(lw, vgg19, vggface).to(device)
+    content = ContentLoss.from_files(lw, opts.vgg19, opts.vggface).to(device)
 
     rng = np.random.default_rng(opts.seed)
     count = len(shots)

@@ -23,14 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from livingportrait_backend.data.episodes import EpisodeLoader, Prefetcher, raster_for, to_network
+from livingportrait_backend.data.episodes import EpisodeLoader, Prefetcher, shot_input
 from livingportrait_backend.data.source import held_out, open_dataset
 from livingportrait_backend.model import checkpoint
 from livingportrait_backend.model.config import ModelConfig
 from livingportrait_backend.model.losses import (ContentLoss, adversarial_generator, embedding_match,
                                                  feature_matching, hinge_discriminator)
 from livingportrait_backend.model.networks import build_networks
-from livingportrait_backend.model.vgg import load_vgg_features
 from livingportrait_backend.progress import Progress
 from livingportrait_wire.atomic_write import write_bytes_atomic
 from livingportrait_wire.errors import BadInput
@@ -104,9 +103,7 @@ class Trainer:
         self.head = TalkingHead(self.embedder, self.generator)
         self.opt_g = torch.optim.Adam(self.head.parameters(), lr=t.lr_generator, betas=t.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=t.lr_discriminator, betas=t.betas)
-        self.content = ContentLoss(cfg.losses, self._perceptual(opts.vgg19, "vgg19", cfg.losses.vgg19_layers),
-                                   self._perceptual(opts.vggface, "vggface", cfg.losses.vggface_layers))
-        self.content.to(self.device)
+        self.content = ContentLoss.from_files(cfg.losses, opts.vgg19, opts.vggface).to(self.device)
         if self.content.uses_fallback:
             missing = [n for n, p in (("VGG19", opts.vgg19), ("VGGFace", opts.vggface)) if not p]
             msg = (f"WARNING: no {' / '.join(missing)} weights given (--vgg19/--vggface): the content loss "
@@ -129,9 +126,6 @@ class Trainer:
         self.episodes = Prefetcher(self.loader, workers)
         self._stop = False
 
-    def _perceptual(self, path: str | None, network: str, taps: tuple[int, ...]):
-        return load_vgg_features(path, network, taps) if path else None
-
     @torch.no_grad()
     def _init_video_embeddings(self, chunk: int = 64) -> None:
         """Start each W_i at E's embedding of video i's first frame (one E forward per video).
@@ -148,8 +142,7 @@ class Trainer:
         W = self.discriminator.W
         for first in range(0, len(self.dataset), chunk):
             videos = range(first, min(first + chunk, len(self.dataset)))
-            x = np.stack([np.concatenate([to_network(im), raster_for(p, s)])
-                          for im, p in (self.dataset.frame(v, 0) for v in videos)])
+            x = np.stack([shot_input(im, p, s) for im, p in (self.dataset.frame(v, 0) for v in videos)])
             W[first:first + len(videos)] = self.embedder.embed_shots(torch.from_numpy(x).to(self.device))
 
     def _resume(self) -> bool:
