@@ -26,7 +26,7 @@ def run(args) -> int:
 
     from ..farm import ensure_output_folder
     from ..performance import FPS, builtin_performance
-    from ..preview import contact_sheet, movie, moving_region
+    from ..preview import write_previews
     from ..progress import Progress
 
     out = os.path.abspath(args.out)
@@ -69,9 +69,7 @@ def run(args) -> int:
     sheet = os.path.join(out, "contact_sheet.png")
     mp4 = os.path.join(out, "astronaut.mp4")
     # The sheet shows the face close up (where anything moved); the movie shows the whole frame.
-    contact_sheet(paths, sheet, labels=[f"frame {int(p.split('.')[-2])}" for p in paths],
-                  crop=moving_region(paths), thumb_width=200)
-    movie(paths, mp4, FPS)
+    write_previews(paths, sheet, mp4, FPS, labels=[f"frame {int(p.split('.')[-2])}" for p in paths])
     print(f"\n{len(paths)} frames in {elapsed:.1f} s through the backend")
     print(f"portrait:      {portrait_path}")
     print(f"performance:   {performance_path}")
