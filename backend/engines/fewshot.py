@@ -5,7 +5,8 @@ resolution, embed the T shots and (optionally) fine-tune on them — or take tha
 the on-disk cache — then fold the generator for inference (spectral norm, and pooling/upsampling into
 the convs) in channels_last layout, which oneDNN and cuDNN both run fastest.
 render()/render_batch(): per frame, crop around the frame's landmarks, draw the landmark raster,
-generate (batched; inference mode; bf16/fp16 autocast and optional torch.compile on GPUs) and paste the crop back into the full-resolution portrait under a soft matte, in linear light.
+generate (batched; inference mode; bf16/fp16 autocast and optional torch.compile on GPUs) and paste
+the crop back into the full-resolution portrait under a soft matte, in linear light.
 This module imports torch: the registry imports it only when a fewshot engine is created.
 """
 from __future__ import annotations

@@ -153,7 +153,6 @@ def _phase_kernel(w: torch.Tensor, parity: int, dim: int) -> torch.Tensor:
     return torch.stack((w0, w1 + w2) if parity == 0 else (w0 + w1, w2), dim)
 
 
-
 def down_stack(cin: int, channels: tuple[int, ...], attention_after: int, *, instance_norm: bool = False,
                spectral: bool = True) -> list[nn.Module]:
     """The encoder layout E, G and D share: a DownBlock per entry of ``channels`` (the first one without
