@@ -14,6 +14,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
+from scipy.interpolate import RBFInterpolator
 
 from livingportrait_wire.errors import BadInput
 from livingportrait_wire.layout import STABLE_POINTS, interocular_distance
@@ -25,12 +26,6 @@ RING_POINTS = 40
 INNER_RADIUS = 1.25   # window is 1 inside this many face-ellipse radii
 OUTER_RADIUS = 1.75   # ... and exactly 0 from here on (anchors sit here too)
 FOREHEAD_LIFT = 0.55  # forehead points: brows lifted by this fraction of the brow-to-chin height
-
-
-def _tps_kernel(r2: np.ndarray) -> np.ndarray:
-    # U(r) = r^2 log r, written with r^2 to skip a sqrt; 0 at r = 0.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(r2 > 0, 0.5 * r2 * np.log(r2), 0.0)
 
 
 # (upper, lower) point pairs of the eyelids and inner lips: an upper point must never pass below its
@@ -194,25 +189,13 @@ class WarpEngine:
         return roi, np.maximum(mask, la[..., 0]) * strength
 
     def _displacement(self, ctrl: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Thin-plate spline through (ctrl -> values), evaluated over the region, float32 (rh, rw) x2."""
-        scale = self.iod
-        c = (ctrl - self.center) / scale
-        n = len(c)
-        k = _tps_kernel(((c[:, None] - c[None]) ** 2).sum(-1))
-        # A little regularisation: coinciding targets (a closed mouth) must not make it singular.
-        k[np.diag_indices(n)] += 1e-4
-        a = np.zeros((n + 3, n + 3))
-        a[:n, :n] = k
-        a[:n, n] = a[n, :n] = 1.0
-        a[:n, n + 1:] = c
-        a[n + 1:, :n] = c.T
-        rhs = np.zeros((n + 3, 2))
-        rhs[:n] = values / scale
-        coef = np.linalg.solve(a, rhs)
-        g = (self.grid - self.center) / scale
-        r2 = (g * g).sum(1)[:, None] + (c * c).sum(1)[None] - 2.0 * (g @ c.T)
-        kg = _tps_kernel(np.maximum(r2, 0.0))
-        field = (kg @ coef[:n] + coef[n] + g @ coef[n + 1:]) * scale
+        """Thin-plate spline through (ctrl -> values), evaluated over the region, float32 (rh, rw) x2.
+
+        scipy's RBFInterpolator solves and evaluates it (kernel r^2 log r plus an affine part); the
+        coordinates are centred on the face and scaled by the inter-ocular distance so the system is
+        well conditioned. A little smoothing keeps coinciding targets (a closed mouth) from making it
+        singular. It is evaluated on the coarse grid only and upsampled below."""
+        field = self._spline_field(ctrl, values)
         rh, rw = self.y1 - self.y0, self.x1 - self.x0
         out = []
         for axis in range(2):
@@ -221,6 +204,13 @@ class WarpEngine:
             fine = cv2.resize(coarse, (full_w, full_h), interpolation=cv2.INTER_CUBIC)
             out.append(np.ascontiguousarray(fine[:rh, :rw]))
         return out[0], out[1]
+
+    def _spline_field(self, ctrl: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The spline's values on the coarse grid, float64 (n, 2)."""
+        scale = self.iod
+        spline = RBFInterpolator((ctrl - self.center) / scale, values / scale, kernel="thin_plate_spline",
+                                 degree=1, smoothing=1e-4)
+        return spline((self.grid - self.center) / scale) * scale
 
     def _mouth_mask(self, t: np.ndarray):
         """Soft mask of the opened mouth (rh, rw) and how much of it is new opening, or None."""
