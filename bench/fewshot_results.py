@@ -81,7 +81,7 @@ def embedding_alive(model, dataset, videos: int, shots: int = 8) -> float:
     to the zero vector, so psi = P e is the same for all and the feed-forward model cannot use the shots)."""
     import torch
 
-    from livingportrait_backend.data.episodes import raster_for, to_network
+    from livingportrait_backend.model_input import raster_for, to_network
 
     s = model.resolution
     x = np.stack([np.concatenate([to_network(im), raster_for(p, s)])

@@ -6,7 +6,7 @@ ReLU until all pre-activations were negative and E returned 0 for every face.
 import numpy as np
 import torch
 
-from livingportrait_backend.data.episodes import raster_for, to_network
+from livingportrait_backend.model_input import raster_for, to_network
 from livingportrait_backend.data.source import held_out
 from livingportrait_backend.model.checkpoint import load_model
 from livingportrait_backend.training.trainer import latest_checkpoint

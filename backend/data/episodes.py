@@ -10,31 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livingportrait_backend.landmarks.raster import draw_landmarks
+from livingportrait_backend.model_input import raster_for, shot_input, to_network
 from livingportrait_wire.errors import BadInput
-
-
-def raster_thickness(resolution: int) -> int:
-    """The paper draws 2 px lines at 256 px; smaller rasters scale that down (to at least 1 px) so the
-    strokes keep their share of the face instead of merging into blobs."""
-    return max(1, round(2 * resolution / 256))
-
-
-def to_network(image: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
-    return image.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
-
-
-def raster_for(points: np.ndarray, resolution: int) -> np.ndarray:
-    """Landmarks (68, 2) pixels -> the landmark raster as float32 (3, S, S) in [-1, 1]."""
-    r = draw_landmarks(points, resolution, thickness=raster_thickness(resolution))
-    return r.transpose(2, 0, 1) * 2.0 - 1.0
-
-
-def shot_input(image: np.ndarray, points: np.ndarray, resolution: int) -> np.ndarray:
-    """What the embedder reads for one shot: uint8 RGB (S, S, 3) and its landmarks (68, 2) -> float32
-    (6, S, S), the frame then its raster, both in [-1, 1]."""
-    return np.concatenate([to_network(image), raster_for(points, resolution)])
 
 
 @dataclass

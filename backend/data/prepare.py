@@ -15,14 +15,11 @@ import numpy as np
 
 from livingportrait_wire.atomic_write import atomic_writer
 from livingportrait_wire.errors import BadInput
+from livingportrait_backend.model_input import apply_affine, crop_affine
 
 from .prepared import SUFFIX
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
-# The crop is this many times the landmarks' larger extent, centred a little above their centre so
-# the forehead and hair fit (the landmarks stop at the brows).
-CROP_SCALE = 1.8
-CROP_LIFT = 0.12
 
 
 def list_videos(folder: str | os.PathLike) -> list[Path]:
@@ -39,24 +36,6 @@ def output_name(folder: Path, video: Path) -> str:
     """A unique, flat name per video: its path under ``folder`` with separators as '__'."""
     rel = video.relative_to(folder).with_suffix("")
     return "__".join(rel.parts) + SUFFIX
-
-
-def crop_affine(points: np.ndarray, size: float = 1.0) -> np.ndarray:
-    """(2, 3) float64 affine taking source pixels to the pixels of a ``size`` x ``size`` crop around a face
-    with landmarks ``points`` (68, 2), top-left origin: scale and shift only, a square CROP_SCALE times
-    the landmarks' extent, lifted by CROP_LIFT so forehead and hair fit. The training data's convention,
-    which the few-shot engine's crops follow."""
-    points = np.asarray(points, np.float64)
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    side = CROP_SCALE * float(max(hi[0] - lo[0], hi[1] - lo[1], 1.0))
-    cx, cy = (lo + hi) / 2
-    cy -= CROP_LIFT * side
-    return np.array([[1 / side, 0, 0.5 - cx / side], [0, 1 / side, 0.5 - cy / side]], np.float64) * float(size)
-
-
-def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Points (N, 2) through a (2, 3) affine -> float32 (N, 2)."""
-    return (np.asarray(points, np.float64) @ affine[:, :2].T + affine[:, 2]).astype(np.float32)
 
 
 def prepare_video(path: Path, out_path: str, size: int, frames: int, detector) -> int:

@@ -1,6 +1,6 @@
 """Face crops for the neural engine: full-resolution portrait <-> the model's square crop, and back.
 
-The crop follows the convention the model was trained on (``data.prepare.crop_affine``: scale and shift
+The crop follows the convention the model was trained on (``model_input.crop_affine``: scale and shift
 only, a square 1.8x the landmarks' extent, lifted so forehead and hair fit), computed from each frame's
 own landmarks with that same function. Crops are resampled in linear light (supersampled, then area-averaged, so large portraits
 do not alias) and handed to the network as 8-bit sRGB, like its training frames. The generated crop goes
@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from livingportrait_backend.colorspace import linear_to_srgb8
-from livingportrait_backend.data.prepare import apply_affine
+from livingportrait_backend.model_input import apply_affine
 
 from ..exr import FramePatch
 

@@ -21,11 +21,10 @@ from livingportrait_wire.errors import BadInput
 
 from .. import personalized_cache
 from ..colorspace import srgb_to_linear
-from ..data.episodes import raster_for, shot_input
-from ..data.prepare import apply_affine, crop_affine
 from ..exr import FramePatch
 from ..model.checkpoint import load_model
 from ..model.personalized import PersonalizedGenerator, output_images
+from ..model_input import apply_affine, crop_affine, raster_for, shot_input
 from ..training.finetune import FineTuneOptions, personalize
 from .face_crop import PasteBack, crop_face
 from .fewshot_settings import FewShotSettings, file_digest

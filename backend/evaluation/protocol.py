@@ -83,7 +83,7 @@ class FewShotModel:
         ``finetune`` a FineTuneOptions -> generated frames float32 (N, S, S, 3) sRGB in [0, 1]."""
         import torch
 
-        from livingportrait_backend.data.episodes import raster_for, shot_input
+        from livingportrait_backend.model_input import raster_for, shot_input
         from livingportrait_backend.model.personalized import PersonalizedGenerator, output_images
         from livingportrait_backend.training.finetune import personalize
 

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from livingportrait_backend.data.episodes import EpisodeLoader, Prefetcher, shot_input
+from livingportrait_backend.data.episodes import EpisodeLoader, Prefetcher
 from livingportrait_backend.data.source import held_out, open_dataset
 from livingportrait_backend.model import checkpoint
 from livingportrait_backend.model.config import ModelConfig
 from livingportrait_backend.model.losses import (ContentLoss, adversarial_generator, embedding_match,
                                                  feature_matching, hinge_discriminator)
 from livingportrait_backend.model.networks import build_networks
+from livingportrait_backend.model_input import shot_input
 from livingportrait_backend.progress import Progress
 from livingportrait_wire.atomic_write import write_bytes_atomic
 from livingportrait_wire.errors import BadInput
