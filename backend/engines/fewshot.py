@@ -19,13 +19,13 @@ import torch
 
 from livingportrait_wire.errors import BadInput
 
-from .. import personalized_cache
 from ..colorspace import srgb_to_linear
 from ..exr import FramePatch
 from ..model.checkpoint import load_model
 from ..model.personalized import PersonalizedGenerator, output_images
 from ..model_input import apply_affine, crop_affine, raster_for, shot_input
 from ..training.finetune import FineTuneOptions, personalize
+from . import fewshot_cache
 from .face_crop import PasteBack, crop_face
 from .fewshot_settings import FewShotSettings, file_digest
 
@@ -88,14 +88,14 @@ class FewShotEngine:
                                vgg19=opts.vgg19, vggface=opts.vggface)
         extra = {"vgg19": file_digest(opts.vgg19) if opts.vgg19 else None,
                  "vggface": file_digest(opts.vggface) if opts.vggface else None}
-        key = personalized_cache.cache_key(file_digest(opts.checkpoint), [p.digest for p in portraits[:opts.shots]],
+        key = fewshot_cache.cache_key(file_digest(opts.checkpoint), [p.digest for p in portraits[:opts.shots]],
                                            shot_points, {**tune.key(), **extra})
-        personal = personalized_cache.load(key)
+        personal = fewshot_cache.load(key)
         self.cache_hit = personal is not None
         if personal is None:
             report("embed", 0, 1)
             personal = personalize(cfg, nets, shots, tune, self.device, report)
-            personalized_cache.save(key, personal)
+            fewshot_cache.save(key, personal)
         else:
             report("cached", 1, 1)
         self.personal = personal

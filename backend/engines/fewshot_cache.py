@@ -1,4 +1,4 @@
-"""The personalised-model cache: few-shot adaptations kept on disk, so a re-render never refits.
+"""The few-shot engine's personalised-model cache: adaptations kept on disk, so a re-render never refits.
 
 A farm renders one job as many frame-range chunks, often on the same machine; fine-tuning is the slow
 part, and its result depends only on (the checkpoint's bytes, the shots' bytes and landmarks, the
@@ -45,7 +45,7 @@ def load(key: str):
     """The cached Personalization for ``key``, or None (absent or unreadable)."""
     from safetensors import SafetensorError, safe_open
 
-    from .model.personalized import Personalization
+    from ..model.personalized import Personalization
 
     path = entry_path(key)
     if not os.path.isfile(path):
