@@ -26,7 +26,7 @@ import build_addon  # noqa: E402
 from backend_process import BackendProcess  # noqa: E402
 from bench_warp import portrait_png, renderer  # noqa: E402
 from livingportrait_wire.atomic_write import write_bytes_atomic  # noqa: E402
-from livingportrait_backend.performance import builtin_performance  # noqa: E402
+from livingportrait_backend.landmarks.performance import builtin_performance  # noqa: E402
 from livingportrait_wire.landmarks import save_sequence  # noqa: E402
 
 

@@ -40,7 +40,7 @@ def portrait_and_driver():
     from livingportrait_backend.colorspace import SRGB8_TO_LINEAR
     from livingportrait_backend.data.synthetic import SyntheticTalkingHeads
     from livingportrait_backend.images import Portrait
-    from livingportrait_backend.performance import builtin_performance
+    from livingportrait_backend.landmarks.performance import builtin_performance
 
     image, points = SyntheticTalkingHeads(1, 512, seed=11).frame(0, 0)
     return Portrait(SRGB8_TO_LINEAR[image], image, "bench.png", "bench"), points, builtin_performance()

@@ -22,7 +22,7 @@ from livingportrait_backend.detectors import get_detector
 from livingportrait_backend.farm import write_frames
 from livingportrait_backend.frame_renderer import FrameRenderer, RenderSpec
 from livingportrait_backend.images import decode_portrait
-from livingportrait_backend.performance import builtin_performance
+from livingportrait_backend.landmarks.performance import builtin_performance
 from livingportrait_wire.client import BackendClient, RenderJob
 from livingportrait_wire.layout import interocular_distance
 

@@ -2,7 +2,7 @@ import cv2
 import pytest
 from skimage import data
 
-from livingportrait_backend.performance import builtin_performance
+from livingportrait_backend.landmarks.performance import builtin_performance
 from livingportrait_wire.landmarks import LandmarkSequence, save_sequence
 
 from backend_process import BackendProcess

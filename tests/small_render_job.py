@@ -10,7 +10,7 @@ import numpy as np
 from skimage import data
 
 from livingportrait_backend.landmarks.face_model import face_points
-from livingportrait_backend.performance import IMAGE_SIZE, builtin_performance
+from livingportrait_backend.landmarks.performance import IMAGE_SIZE, builtin_performance
 from livingportrait_wire.client import RenderJob
 from livingportrait_wire.landmarks import LandmarkSequence
 

@@ -25,7 +25,7 @@ def run(args) -> int:
     from livingportrait_wire.landmarks import save_sequence
 
     from ..farm import ensure_output_folder
-    from ..performance import FPS, builtin_performance
+    from ..landmarks.performance import FPS, builtin_performance
     from ..preview import write_previews
     from ..progress import Progress
 

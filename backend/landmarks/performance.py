@@ -9,7 +9,7 @@ import numpy as np
 
 from livingportrait_wire.landmarks import LandmarkSequence
 
-from .landmarks.face_model import Expression, face_points
+from .face_model import Expression, face_points
 
 FPS = 24
 SECONDS = 2.0
