@@ -15,9 +15,10 @@ import os
 import struct
 from zlib_ng import zlib_ng as zlib  # standard deflate, 2-3x faster than the stdlib zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
+
+from .engines import FramePatch
 
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 ZIP_COMPRESSION = 3
@@ -28,19 +29,6 @@ HALF = 1
 
 # zlib releases the GIL, so two threads compress tiles at once on a 2-core machine.
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exr-zip")
-
-
-@dataclass
-class FramePatch:
-    """The part of a frame an engine changed: rows y0.., columns x0.. of the full portrait.
-
-    ``rgb`` float32 (h, w, 3) scene-linear; ``matte`` float32 (h, w) in [0, 1], where the frame moved.
-    """
-
-    y0: int
-    x0: int
-    rgb: np.ndarray
-    matte: np.ndarray
 
 
 def _attribute(name: str, type_name: str, payload: bytes) -> bytes:
@@ -223,3 +211,12 @@ def _parse_header(data: bytes) -> tuple[dict, int, int]:
     if tile is None:
         raise ValueError("not a tiled EXR")
     return attrs, pos + 1, -(-width // tile[0]) * -(-height // tile[1])
+
+
+def read_exr(path: str) -> dict[str, np.ndarray]:
+    """All channels of any EXR file as float32 arrays (H, W), by channel name (the OpenEXR library)."""
+    import OpenEXR
+
+    with OpenEXR.File(path, separate_channels=True) as f:
+        # Copy inside the block: the pixel buffers belong to the open file.
+        return {name: ch.pixels.astype(np.float32) for name, ch in f.channels().items()}

@@ -79,7 +79,7 @@ def decode_portrait(data: bytes, source: str, limits: Limits = Limits()) -> Port
 def _decode_exr(data: bytes, source: str) -> np.ndarray:
     import tempfile
 
-    from .preview import read_exr
+    from .exr import read_exr
 
     with tempfile.NamedTemporaryFile(suffix=".exr") as tmp:
         tmp.write(data)

@@ -6,15 +6,7 @@ import math
 import numpy as np
 
 from .colorspace import linear_to_srgb8
-
-
-def read_exr(path: str) -> dict[str, np.ndarray]:
-    """All channels of an EXR file as float32 arrays (H, W), by channel name."""
-    import OpenEXR
-
-    with OpenEXR.File(path, separate_channels=True) as f:
-        # Copy inside the block: the pixel buffers belong to the open file.
-        return {name: ch.pixels.astype(np.float32) for name, ch in f.channels().items()}
+from .exr import read_exr
 
 
 def write_previews(paths: list[str], sheet_png: str, movie_mp4: str, fps: float = 24.0,

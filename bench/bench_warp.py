@@ -119,7 +119,7 @@ def startup(repeats: int):
 def quality(frames: int):
     """Detector on each output frame vs the landmarks it was asked to show, / inter-ocular distance."""
     from livingportrait_backend.colorspace import linear_to_srgb8
-    from livingportrait_backend.exr import FramePatch  # noqa: F401  (documents the patch contract)
+    from livingportrait_backend.engines import FramePatch  # noqa: F401  (documents the patch contract)
 
     ok, png = cv2.imencode(".png", data.astronaut()[:, :, ::-1])
     r = renderer(png.tobytes(), frames)

@@ -6,7 +6,8 @@ import OpenEXR
 import pytest
 
 from livingportrait_backend.colorspace import SRGB8_TO_LINEAR
-from livingportrait_backend.exr import ExrFrameEncoder, FramePatch, read_attributes
+from livingportrait_backend.engines import FramePatch
+from livingportrait_backend.exr import ExrFrameEncoder, read_attributes
 from livingportrait_backend.images import decode_portrait
 from livingportrait_wire.atomic_write import atomic_writer
 from livingportrait_wire.errors import BadInput

@@ -4,7 +4,7 @@ An engine turns a portrait and, per frame, 68 target landmarks into the changed 
 
     engine = create_engine("warp")
     engine.prepare(portraits, points, settings)   # once per job: portraits[0] is the one animated
-    patch = engine.render(targets)                # per frame -> exr.FramePatch (scene-linear)
+    patch = engine.render(targets)                # per frame -> FramePatch (scene-linear)
 
 ``portraits`` are ``images.Portrait`` (1..32 shots of one face), ``points`` float32 (68, 2) pixels of
 ``portraits[0]`` (top-left origin), ``targets`` float32 (68, 2) in the same pixel space. Engines are
@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
 
 from livingportrait_wire.errors import BadInput
 
-from ..exr import FramePatch
+
+@dataclass
+class FramePatch:
+    """The part of a frame an engine changed: rows y0.., columns x0.. of the full portrait.
+
+    ``rgb`` float32 (h, w, 3) scene-linear; ``matte`` float32 (h, w) in [0, 1], where the frame moved.
+    """
+
+    y0: int
+    x0: int
+    rgb: np.ndarray
+    matte: np.ndarray
 
 
 class Engine(Protocol):

@@ -18,7 +18,7 @@ import numpy as np
 from livingportrait_backend.colorspace import linear_to_srgb8
 from livingportrait_backend.model_input import apply_affine
 
-from ..exr import FramePatch
+from . import FramePatch
 
 FOREHEAD_LIFT = 0.55  # forehead points: brows lifted by this fraction of the brow-to-chin height
 MATTE_GROW = 1.12     # the face hull is grown by this factor about its centre before feathering

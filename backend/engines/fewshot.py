@@ -20,7 +20,7 @@ import torch
 from livingportrait_wire.errors import BadInput
 
 from ..colorspace import srgb_to_linear
-from ..exr import FramePatch
+from . import FramePatch
 from ..model.checkpoint import load_model
 from ..model.personalized import PersonalizedGenerator, output_images
 from ..model_input import apply_affine, crop_affine, raster_for, shot_input

@@ -19,7 +19,7 @@ from scipy.interpolate import RBFInterpolator
 from livingportrait_wire.errors import BadInput
 from livingportrait_wire.layout import STABLE_POINTS, interocular_distance
 
-from ..exr import FramePatch
+from . import FramePatch
 from ..landmarks.similarity import fit_similarity
 
 RING_POINTS = 40
