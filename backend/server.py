@@ -29,9 +29,8 @@ import zmq
 
 from livingportrait_wire.codec import Message, decode, encode, error_frames, readable_id
 from livingportrait_wire.errors import Cancelled, LivingPortraitError, ProtocolError
-from livingportrait_wire.protocol import (ACCEPTED, CANCEL, CREDIT, DONE, FRAME, HELLO, JOB_DETECT, PING,
-                                          PONG, PROGRESS, PROTOCOL_VERSION, SUBMIT, WELCOME, ErrorCode,
-                                          Limits)
+from livingportrait_wire.protocol import (CANCEL, CREDIT, HELLO, JOB_DETECT, PING, PONG, PROTOCOL_VERSION,
+                                          SUBMIT, WELCOME, ErrorCode, Limits)
 
 from . import __version__
 from .detectors import available_detectors
@@ -275,7 +274,9 @@ class Server:
                 from .detect_job import run_detect_job
                 run_detect_job(msg, self.limits, job.cancel, send)
             else:
-                self._render(job, msg, send)
+                from .render_job import run_render_job
+                timeout = None if job.heartbeats else self.legacy_credit_timeout_s
+                run_render_job(msg, self.limits, job.cancel, lambda: job.take_credit(timeout), send)
         except Cancelled as err:
             send(error_frames(job.id, ErrorCode.CANCELLED, err.message))
         except LivingPortraitError as err:
@@ -288,25 +289,6 @@ class Server:
                 self.jobs.pop((job.client, job.id), None)
             push.close()
             _return_free_memory()
-
-    def _render(self, job: _Job, msg: Message, send) -> None:
-        from .job_requests import render_spec_from_message
-        from .frame_renderer import FrameRenderer
-
-        def progress(stage: str, done: int, total: int) -> None:
-            send(encode(PROGRESS, job.id, {"stage": stage, "done": done, "total": total}))
-
-        spec = render_spec_from_message(msg, self.limits)
-        render = FrameRenderer(spec, progress, job.cancel)
-        send(encode(ACCEPTED, job.id, {"frames": len(render.frames)}))
-        render.prepare()
-        total = len(render.frames)
-        for sent, (frame, data) in enumerate(render.encoded(render.frames), start=1):
-            job.take_credit(None if job.heartbeats else self.legacy_credit_timeout_s)
-            send(encode(FRAME, job.id, {"frame": frame, "filename": render.filename(frame)},
-                        [({"name": "exr", "kind": "bytes", "encoding": "exr", "nbytes": len(data)}, data)]))
-            progress("render", sent, total)
-        send(encode(DONE, job.id, {"frames": total}))
 
     def close(self) -> None:
         with self.jobs_lock:
