@@ -8,9 +8,8 @@ thread that owns it). Frames stream under credit-based flow control: a job may h
 number of frames in memory.
 
 Liveness: every ``heartbeat_s`` the socket thread sends each running job's client a PONG carrying the
-job's id; a client that announced heartbeats (HELLO ``heartbeat_ms``) and then stays silent for
-``client_timeout_s`` has its jobs cancelled, which frees the worker. A client that never announced them
-(an older one) loses a job only after it granted no credit for ``legacy_credit_timeout_s``.
+job's id; a client that stays silent for ``client_timeout_s`` (every client pings while its jobs run)
+has its jobs cancelled, which frees the worker.
 """
 from __future__ import annotations
 
@@ -42,7 +41,6 @@ log = logging.getLogger("livingportrait.server")
 DEFAULT_BIND = "tcp://127.0.0.1:5557"
 HEARTBEAT_S = 1.0
 CLIENT_TIMEOUT_S = 4.0          # heartbeats every 1 s: a vanished client is noticed within 5 s
-LEGACY_CREDIT_TIMEOUT_S = 60.0
 FORGET_PEER_S = 60.0            # how long an idle client's last-seen time is kept
 # Messages handled per turn of the loop before it looks at the others: a flooding client cannot
 # starve the outbox, the heartbeats or the liveness checks.
@@ -54,7 +52,6 @@ M_ARENA_MAX = -8  # glibc mallopt parameter
 @dataclass
 class _Peer:
     last_seen: float
-    heartbeats: bool = False  # announced in HELLO: silence means it is gone
 
 
 @dataclass
@@ -62,7 +59,6 @@ class _Job:
     client: bytes
     id: str
     window: int
-    heartbeats: bool = False  # its client pings: silence, not a missing credit, tells that it left
     cancel: threading.Event = field(default_factory=threading.Event)
     credits: int = 0
     lock: threading.Condition = field(default_factory=threading.Condition)
@@ -78,16 +74,13 @@ class _Job:
         with self.lock:
             self.lock.notify_all()
 
-    def take_credit(self, timeout_s: float | None) -> None:
-        """Block until a credit is available; Cancelled when the job is cancelled or none came for
-        ``timeout_s`` (None: no limit)."""
-        deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
+    def take_credit(self) -> None:
+        """Block until a credit is available; Cancelled when the job is cancelled (by its client, or
+        because its client fell silent)."""
         with self.lock:
             while self.credits <= 0:
                 if self.cancel.is_set():
                     raise Cancelled("the job was cancelled")
-                if time.monotonic() > deadline:
-                    raise Cancelled(f"the client granted no credit for {timeout_s:g} s; it is presumably gone")
                 self.lock.wait(0.2)
             self.credits -= 1
 
@@ -101,12 +94,10 @@ class Server:
 
     def __init__(self, bind: str = DEFAULT_BIND, limits: Limits = Limits(), workers: int = 2,
                  curve: ServerCurve | None = None, heartbeat_s: float = HEARTBEAT_S,
-                 client_timeout_s: float = CLIENT_TIMEOUT_S,
-                 legacy_credit_timeout_s: float = LEGACY_CREDIT_TIMEOUT_S):
+                 client_timeout_s: float = CLIENT_TIMEOUT_S):
         self.limits = limits
         self.heartbeat_s = heartbeat_s
         self.client_timeout_s = client_timeout_s
-        self.legacy_credit_timeout_s = legacy_credit_timeout_s
         self.ctx = zmq.Context()
         self.auth = None
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -174,8 +165,7 @@ class Server:
             if beat:
                 self._send(job.client, encode(PONG, job.id))
             peer = self.peers.get(job.client)
-            if (peer is not None and peer.heartbeats and not job.cancel.is_set()
-                    and now - peer.last_seen > self.client_timeout_s):
+            if peer is not None and not job.cancel.is_set() and now - peer.last_seen > self.client_timeout_s:
                 log.warning("client %s silent for %.1f s: cancelling its job %s", job.client.hex(),
                             now - peer.last_seen, job.id)
                 job.stop()
@@ -221,8 +211,6 @@ class Server:
 
     def _handle(self, client: bytes, msg: Message) -> None:
         if msg.type == HELLO:
-            if msg.header.get("heartbeat_ms", 0) > 0:
-                self.peers[client].heartbeats = True
             self._send(client, encode(WELCOME, msg.id, self.welcome))
         elif msg.type == PING:
             self._send(client, encode(PONG, msg.id))
@@ -251,7 +239,7 @@ class Server:
                 raise LivingPortraitError(f"this client already runs {mine} jobs; the limit is "
                                           f"{self.limits.max_jobs_per_client}: wait for one to finish",
                                           ErrorCode.LIMIT)
-            job = _Job(client, msg.id, credit_window(msg, self.limits), self.peers[client].heartbeats)
+            job = _Job(client, msg.id, credit_window(msg, self.limits))
             job.credits = job.window
             self.jobs[(client, msg.id)] = job
         self.pool.submit(self._run_job, job, msg)
@@ -275,8 +263,7 @@ class Server:
                 run_detect_job(msg, self.limits, job.cancel, send)
             else:
                 from .render_job import run_render_job
-                timeout = None if job.heartbeats else self.legacy_credit_timeout_s
-                run_render_job(msg, self.limits, job.cancel, lambda: job.take_credit(timeout), send)
+                run_render_job(msg, self.limits, job.cancel, job.take_credit, send)
         except Cancelled as err:
             send(error_frames(job.id, ErrorCode.CANCELLED, err.message))
         except LivingPortraitError as err:

@@ -8,12 +8,11 @@ further frames are raw buffers, each described by an entry of ``header["buffers"
 Client -> backend: HELLO, SUBMIT, CANCEL, CREDIT, PING.
 Backend -> client: WELCOME, ACCEPTED, PROGRESS, FRAME, RESULT, DONE, ERROR, PONG.
 
-Heartbeats reuse PING/PONG, so peers written before them still work on version 1: a client that
-announces ``heartbeat_ms`` in HELLO pings (any id) at least that often while its jobs run, and the
-backend cancels its jobs when it has been silent for the backend's client timeout; the backend sends
-each running job's client a PONG carrying the job's id every WELCOME ``heartbeat_ms`` (older clients
-already ignore a PONG on a job stream). A client hearing nothing for its liveness time takes the
-backend for dead.
+Heartbeats reuse PING/PONG: a client announces ``heartbeat_ms`` in HELLO and pings (any id) at least
+that often while its jobs run, and the backend cancels its jobs when it has been silent for the
+backend's client timeout; the backend sends each running job's client a PONG carrying the job's id
+every WELCOME ``heartbeat_ms``. A client hearing nothing for its liveness time takes the backend for
+dead.
 """
 from __future__ import annotations
 

@@ -132,13 +132,13 @@ def test_cli_gives_up_on_a_dead_backend_with_a_clear_message_and_exit_2(tmp_path
 class RawClient:
     """A DEALER speaking the wire by hand, to behave as no well-mannered client would."""
 
-    def __init__(self, address, heartbeats=True):
+    def __init__(self, address):
         import zmq
 
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(address)
-        self.send(encode(HELLO, "hello", {"heartbeat_ms": 1000} if heartbeats else {}))
+        self.send(encode(HELLO, "hello", {"heartbeat_ms": 1000}))
         assert self.recv(10).type == WELCOME
 
     def send(self, frames):
@@ -224,33 +224,6 @@ def test_jobs_per_client_limit_is_a_typed_error(tmp_path):
         welcome = BackendClient(backend.address)
         assert welcome.handshake()["limits"]["max_jobs_per_client"] == 1  # announced in the handshake
         welcome.close()
-    finally:
-        client.close()
-        backend.stop()
-
-
-def test_a_client_that_never_announced_heartbeats_keeps_its_job_while_silent(tmp_path):
-    """Older clients (protocol 1 before heartbeats) never ping: silence alone must not cost them the job."""
-    backend = BackendProcess("--client-timeout", "2")
-    client = RawClient(backend.address, heartbeats=False)
-    try:
-        client.send(render_job(tmp_path, frames=5, window=1).message("legacy"))
-        frames, beats = [], 0
-        deadline = time.monotonic() + 30
-        while beats < 4:  # four heartbeats = twice the client timeout of pure silence from this client
-            assert time.monotonic() < deadline
-            msg = client.recv(1)
-            if msg is not None and msg.id == "legacy":
-                assert msg.type != ERROR, msg.header
-                frames += [msg.header["frame"]] if msg.type == FRAME else []
-                beats += msg.type == PONG and bool(frames)
-        client.send(encode(CREDIT, "legacy", {"credits": 1}))
-        while len(frames) < 2:
-            assert time.monotonic() < deadline
-            msg = client.recv(1)
-            if msg is not None and msg.id == "legacy" and msg.type == FRAME:
-                frames.append(msg.header["frame"])
-        assert frames == [1, 2]
     finally:
         client.close()
         backend.stop()
