@@ -27,11 +27,6 @@ def scene_to_clip(scene_frame, clip_frame_start: int):
     return scene_frame - clip_frame_start + 1
 
 
-def clip_to_scene(clip_frame, clip_frame_start: int):
-    """Scene frame at which clip frame ``clip_frame`` (int or int array) is shown."""
-    return clip_frame + clip_frame_start - 1
-
-
 def clip_to_footage_frame(clip_frame, clip_frame_offset: int):
     """Number (from 1) of the footage frame in the movie file that ``clip_frame`` shows."""
     return clip_frame + clip_frame_offset
@@ -68,12 +63,6 @@ def sequence_timing(first_file_frame: int, last_file_frame: int, first_scene_fra
         raise BadInput(f"sequence frames {first_file_frame}-{last_file_frame} end before they start")
     return SequenceTiming(frame_start=first_scene_frame, frame_offset=first_file_frame - 1,
                           frame_duration=last_file_frame - first_file_frame + 1)
-
-
-def shown_file_frame(scene_frame: int, timing: SequenceTiming) -> int:
-    """The file frame a non-cyclic Image node with ``timing`` shows at ``scene_frame``."""
-    local = min(max(scene_frame - timing.frame_start + 1, 1), timing.frame_duration)
-    return local + timing.frame_offset
 
 
 def job_frame_range(use_scene_range: bool, scene_range: tuple[int, int],

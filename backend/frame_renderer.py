@@ -1,7 +1,7 @@
 """One render job, the same in the server and in farm mode: portraits + performance -> EXR bytes.
 
 ``FrameRenderer.prepare()`` runs once (portrait landmarks, retargeting of the whole performance, engine
-set-up); ``FrameRenderer.encode(frame)`` makes one frame's EXR file as bytes. Retargeting always sees the
+set-up); ``FrameRenderer.encoded(frames)`` makes each frame's EXR file as bytes. Retargeting always sees the
 whole performance, so a farm chunk (``frame_range``) renders exactly the frames a full run would.
 """
 from __future__ import annotations
@@ -94,7 +94,8 @@ class FrameRenderer:
             raise BadInput(f"engine {spec.engine!r} is not available on this backend; choose one of "
                            f"{', '.join(available_engines())}", code="unknown_engine")
         self.job_digest = job_digest(spec)
-        self._targets: dict[int, np.ndarray] = {}
+        # frame -> float32 (68, 2): the landmarks it shows, in portrait pixels (filled by prepare()).
+        self.targets: dict[int, np.ndarray] = {}
         self._encoder: ExrFrameEncoder | None = None
 
     def on_progress(self, stage: str, done: int, total: int) -> None:
@@ -133,7 +134,7 @@ class FrameRenderer:
             driver = smooth_sequence(driver, SmoothingOptions.parse(str(spec.settings["smoothing"])))
         targets = retarget(points, driver, options)
         wanted = set(self.frames)
-        self._targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
+        self.targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
         self.on_progress("prepare", 0, 1)
         engine = create_engine(spec.engine)
         engine.prepare(spec.portraits, points, spec.settings, self.on_progress)
@@ -148,14 +149,6 @@ class FrameRenderer:
         })
         self.on_progress("prepare", 1, 1)
 
-    def targets(self, frame: int) -> np.ndarray:
-        """float32 (68, 2): the landmarks ``frame`` shows, in portrait pixels."""
-        return self._targets[frame]
-
-    def encode(self, frame: int) -> bytes:
-        """The complete EXR file of ``frame`` as bytes (deterministic)."""
-        return next(self.encoded([frame]))[1]
-
     def batches(self, frames: list[int]) -> list[list[int]]:
         """``frames`` in groups of the engine's preferred batch size (its ``batch``; 1 if it has none)."""
         size = max(int(getattr(self.engine, "batch", 1) or 1), 1)
@@ -166,7 +159,7 @@ class FrameRenderer:
         thread while this one is compressed and handed on (written, sent): synthesis, compression and
         I/O overlap instead of taking turns. Engines with ``render_batch`` render whole batches."""
         if self._encoder is None:
-            raise RuntimeError("prepare() must run before encode()")
+            raise RuntimeError("prepare() must run before encoded()")
         groups = self.batches(list(frames))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-ahead") as ahead:
             pending = ahead.submit(self._render_group, groups[0]) if groups else None
@@ -179,7 +172,7 @@ class FrameRenderer:
 
     def _render_group(self, frames: list[int]) -> list:
         self._check_cancel()
-        targets = [self._targets[f] for f in frames]
+        targets = [self.targets[f] for f in frames]
         batch = getattr(self.engine, "render_batch", None)
         if batch is not None and len(frames) > 1:
             return batch(targets)

@@ -62,7 +62,7 @@ def main() -> int:
                 r = renderer(png, runs[-1]["frames"])
                 t = time.perf_counter()
                 for f in r.frames:
-                    write_bytes_atomic(tmp / f"inproc.{f:04d}.exr", r.encode(f))
+                    write_bytes_atomic(tmp / f"inproc.{f:04d}.exr", next(r.encoded([f]))[1])
                 runs[-1]["in_process_fps"] = len(r.frames) / (time.perf_counter() - t)
         finally:
             backend.stop()

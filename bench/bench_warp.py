@@ -59,7 +59,7 @@ def speed(size, frames, repeats):
         for _ in range(repeats):
             t = time.perf_counter()
             for f in r.frames:
-                r.engine.render(r.targets(f))
+                r.engine.render(r.targets[f])
             synth.append(len(r.frames) / (time.perf_counter() - t))
             t = time.perf_counter()
             for _ in r.encoded(r.frames):
@@ -129,7 +129,7 @@ def quality(frames: int):
     bias = detector.detect(r.spec.portraits[0].srgb8)[0].points - r.portrait_points
     errors = []
     for f in r.frames:
-        patch = r.engine.render(r.targets(f))
+        patch = r.engine.render(r.targets[f])
         out = base.copy()
         h, w = patch.matte.shape
         out[patch.y0:patch.y0 + h, patch.x0:patch.x0 + w] = patch.rgb
@@ -137,7 +137,7 @@ def quality(frames: int):
         if not found:
             errors.append(float("inf"))
             continue
-        target = r.targets(f)
+        target = r.targets[f]
         errors.append(float(np.linalg.norm(found[0].points - bias - target, axis=1).mean()
                             / interocular_distance(target)))
     print(f"warp quality on the demo ({len(errors)} frames): mean landmark error "

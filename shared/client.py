@@ -29,7 +29,7 @@ from .errors import BackendUnavailable, BadInput, Cancelled, JobFailed, LivingPo
 from .landmarks import LandmarkSequence
 from .naming import check_name, frame_filename
 from .protocol import (ACCEPTED, CANCEL, CREDIT, DONE, ERROR, FRAME, HELLO, JOB_DETECT, JOB_RENDER, PING,
-                       PONG, PROGRESS, RESULT, SERVER_TYPES, SUBMIT, WELCOME, ErrorCode, Limits)
+                       PROGRESS, RESULT, SERVER_TYPES, SUBMIT, WELCOME, ErrorCode, Limits)
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 HEARTBEAT_S = 1.0
@@ -320,9 +320,6 @@ class BackendClient:
         msg = self._request(HELLO, WELCOME, {"heartbeat_ms": int(self.heartbeat_s * 1000)}, timeout_s)
         self.info = {k: v for k, v in msg.header.items() if k not in ("v", "type", "id", "buffers")}
         return self.info
-
-    def ping(self) -> None:
-        self._request(PING, PONG)
 
     def submit(self, job: RenderJob | DetectJob) -> "JobStream":
         if self.info is None:

@@ -34,10 +34,10 @@ def ta(lp):
 
 def test_clip_and_scene_frames_round_trip(fm):
     # A clip placed at scene frame 101: its first frame (1) is shown at 101.
-    assert fm.clip_to_scene(1, 101) == 101
+    assert fm.scene_to_clip(101, 101) == 1
     assert fm.scene_to_clip(110, 101) == 10
     frames = np.arange(-5, 40)
-    assert np.array_equal(fm.scene_to_clip(fm.clip_to_scene(frames, 7), 7), frames)
+    assert np.array_equal(fm.scene_to_clip(frames + 7 - 1, 7), frames)
 
 
 def test_footage_frame_uses_frame_offset_only(fm):
@@ -55,18 +55,25 @@ def test_image_sequence_clip_frames_name_their_files(fm, lp):
         fm.sequence_file("/plates/still.png", 1, 0)
 
 
+def shown_file_frame(scene_frame, timing):
+    """Blender's rule: the file frame a non-cyclic Image node with ``timing`` shows at ``scene_frame``
+    (tests/test_addon_blender.py checks it against real Blender)."""
+    local = min(max(scene_frame - timing.frame_start + 1, 1), timing.frame_duration)
+    return local + timing.frame_offset
+
+
 def test_sequence_timing_shows_each_file_on_its_scene_frame(fm):
     timing = fm.sequence_timing(first_file_frame=20, last_file_frame=30, first_scene_frame=20)
-    assert [fm.shown_file_frame(f, timing) for f in range(20, 31)] == list(range(20, 31))
+    assert [shown_file_frame(f, timing) for f in range(20, 31)] == list(range(20, 31))
     # Outside the range the node holds the first / last file.
-    assert fm.shown_file_frame(5, timing) == 20
-    assert fm.shown_file_frame(99, timing) == 30
+    assert shown_file_frame(5, timing) == 20
+    assert shown_file_frame(99, timing) == 30
 
 
 def test_sequence_timing_can_slide_files_along_the_timeline(fm):
     timing = fm.sequence_timing(first_file_frame=1, last_file_frame=10, first_scene_frame=50)
     assert (timing.frame_start, timing.frame_offset, timing.frame_duration) == (50, 0, 10)
-    assert fm.shown_file_frame(53, timing) == 4
+    assert shown_file_frame(53, timing) == 4
 
 
 def test_job_frame_range_defaults_to_the_scene_and_rejects_backwards(fm, lp):

@@ -246,7 +246,7 @@ def test_smoothing_in_the_settings_cleans_up_a_jittery_driver(astronaut_png, sho
     def jitter(settings):
         r = FrameRenderer(RenderSpec([portrait], noisy, settings=settings))
         r.prepare()
-        t = np.stack([r.targets(f) for f in r.frames])
+        t = np.stack([r.targets[f] for f in r.frames])
         return np.abs(np.diff(t, axis=0)).mean()
 
     assert jitter({"smoothing": 2.0}) < 0.5 * jitter({})
@@ -262,7 +262,7 @@ def test_a_finished_renderer_is_freed_without_waiting_for_the_garbage_collector(
     r = FrameRenderer(RenderSpec([read_portrait_file(astronaut_png)[1]], short_performance),
                       on_progress=lambda *a: None)
     r.prepare()
-    r.encode(r.frames[0])
+    next(r.encoded(r.frames[:1]))
     ref = weakref.ref(r)
     gc.disable()
     try:

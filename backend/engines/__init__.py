@@ -52,10 +52,6 @@ _REGISTRY: dict[str, tuple[str, str, Callable[[], bool]]] = {
 }
 
 
-def register(name: str, module: str, cls: str, available: Callable[[], bool] = lambda: True) -> None:
-    _REGISTRY[name] = (module, cls, available)
-
-
 def available_engines() -> list[str]:
     return [name for name, (_, _, ok) in _REGISTRY.items() if ok()]
 
