@@ -41,16 +41,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: how farms (OpenJD, Flamenco, OpenCue) stop a task they cancel or time out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return int(args._run(args) or 0)
     except LivingPortraitError as err:
-        print(f"livingportrait {args.command}: error: {err.message}", file=sys.stderr)
-        return 2
+        return fail(args.command, err.message, 2)
     except KeyboardInterrupt:
         print(f"livingportrait {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        # Every file written so far is whole (atomic writes); the same command resumes.
+        return fail(args.command, "stopped by SIGTERM; the frames written are complete, run the same command "
+                                  "again to render the rest", 143)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def fail(command: str, message: str, status: int) -> int:
+    """Say what went wrong in one line (and to the farm, inside an OpenJD session); returns ``status``."""
+    from .farm_environment import under_openjd
+
+    print(f"livingportrait {command}: error: {message}", file=sys.stderr, flush=True)
+    if under_openjd():
+        print(f"openjd_fail: {message}", flush=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -46,10 +46,13 @@ def remove_stray_temp_files(out_dir: str, name: str) -> None:
             os.unlink(os.path.join(out_dir, entry))
 
 
-def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True) -> FarmResult:
-    """Render ``spec`` into ``out_dir``; returns which frames were written and which were skipped."""
+def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True, on_missing=None) -> FarmResult:
+    """Render ``spec`` into ``out_dir``; returns which frames were written and which were skipped.
+    ``on_missing(missing, rendering)`` hears of frames asked for that the performance does not have."""
     ensure_output_folder(out_dir)
     renderer = FrameRenderer(spec)
+    if renderer.missing_frames and on_missing:
+        on_missing(renderer.missing_frames, renderer.frames)
     remove_stray_temp_files(out_dir, spec.name)
     pending, skipped = [], []
     for frame in renderer.frames:

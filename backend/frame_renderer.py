@@ -32,7 +32,9 @@ DEFAULT_ZIP_LEVEL = 1
 
 @dataclass
 class RenderSpec:
-    """What to render. ``portrait_landmarks``: float32 (68, 2) pixels of portraits[0], or None to detect."""
+    """What to render. ``portrait_landmarks``: float32 (68, 2) pixels of portraits[0], or None to detect.
+    ``frames``: the frame numbers asked for (a farm task's list), or None for ``frame_range`` (inclusive
+    first, last) or, when that is None too, every frame of the performance."""
 
     portraits: list[Portrait]
     driver: LandmarkSequence
@@ -42,6 +44,7 @@ class RenderSpec:
     frame_range: tuple[int, int] | None = None
     portrait_landmarks: np.ndarray | None = None
     detector: str = "mediapipe"
+    frames: list[int] | None = None
 
 
 # Settings that change how a file is stored, not what it shows.
@@ -72,6 +75,23 @@ def job_digest(spec: RenderSpec) -> str:
     return h.hexdigest()[:16]
 
 
+def select_frames(driver: LandmarkSequence, frames) -> tuple[list[int], list[int]]:
+    """(frames to render, frames asked for that the performance does not have) for the frame numbers
+    ``frames`` (None: all of them). BadInput when the performance has none of the frames asked for."""
+    from livingportrait_wire.naming import format_frames
+
+    have = [int(f) for f in driver.frames]
+    if frames is None:
+        return have, []
+    wanted = set(int(f) for f in frames)
+    selected = [f for f in have if f in wanted]
+    missing = sorted(wanted.difference(have))
+    if not selected:
+        raise BadInput(f"frames {format_frames(missing)}: the performance has none of them (it has frames "
+                       f"{format_frames(have)}); ask for frames it has")
+    return selected, missing
+
+
 class FrameRenderer:
     def __init__(self, spec: RenderSpec, on_progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None):
@@ -83,8 +103,10 @@ class FrameRenderer:
         self.spec = spec
         self.cancel = cancel or threading.Event()
         self._report = on_progress
-        selected = spec.driver.select(*spec.frame_range).frames if spec.frame_range else spec.driver.frames
-        self.frames: list[int] = [int(f) for f in selected]
+        if spec.frames is None and spec.frame_range:
+            self.frames, self.missing_frames = [int(f) for f in spec.driver.select(*spec.frame_range).frames], []
+        else:
+            self.frames, self.missing_frames = select_frames(spec.driver, spec.frames)
         # Settings checked here are refused before any expensive work (detection, fine-tuning).
         self.zip_level = spec.settings.get("zip_level", DEFAULT_ZIP_LEVEL)
         if type(self.zip_level) is not int or not 1 <= self.zip_level <= 9:

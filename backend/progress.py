@@ -1,7 +1,9 @@
 """Progress for long work: a bar on a terminal, periodic plain lines when output is not a TTY.
 
 ``Progress(total, label)`` is called with ``update(done)``; it never prints more than a few lines a
-second, and always prints the final state on ``close()``.
+second, and always prints the final state on ``close()``. Inside an Open Job Description session
+(``openjd run``, Deadline Cloud) the lines are the ones the session reads from stdout:
+``openjd_progress: <0-100>`` and ``openjd_status: <label> <done>/<total>``.
 """
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ class Progress:
     def __init__(self, total: int, label: str, stream=None, min_interval_s: float | None = None):
         self.total = max(int(total), 0)
         self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        # A bar redraws often; plain lines (logs, farms) every few seconds.
-        self.min_interval_s = min_interval_s if min_interval_s is not None else (0.1 if self.tty else 5.0)
+        from .farm_environment import under_openjd
+
+        self.openjd = stream is None and under_openjd()
+        self.stream = stream if stream is not None else (sys.stdout if self.openjd else sys.stderr)
+        self.tty = not self.openjd and bool(getattr(self.stream, "isatty", lambda: False)())
+        # A bar redraws often; a farm's progress every second; plain lines (logs) every few seconds.
+        self.min_interval_s = min_interval_s if min_interval_s is not None else (
+            0.1 if self.tty else 1.0 if self.openjd else 5.0)
         self.start = time.monotonic()
         self._last = -1e9
         self.done = 0
@@ -41,7 +47,9 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         frac = self.done / self.total if self.total else 1.0
         tail = f"{self.done}/{self.total} {rate:.1f}/s {note}".rstrip()
-        if self.tty:
+        if self.openjd:
+            self.stream.write(f"openjd_progress: {frac * 100:.1f}\nopenjd_status: {self.label} {tail}\n")
+        elif self.tty:
             width = 30
             filled = int(round(frac * width))
             line = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {frac * 100:5.1f}% {tail}"

@@ -7,4 +7,4 @@ from .errors import (BackendUnavailable, BadInput, Cancelled, JobFailed, LivingP
                      ProtocolError)
 from .landmarks import LandmarkSequence, load_sequence, save_sequence
 from .layout import LAYOUT_NAME, NUM_POINTS, PARTS, STABLE_POINTS
-from .naming import check_name, frame_filename, parse_frame_range
+from .naming import check_name, format_frames, frame_filename, frame_spans, parse_frame_range, parse_frames

@@ -1,7 +1,9 @@
-"""Output file naming and frame ranges.
+"""Output file naming, frame ranges and frame lists.
 
 Frames are ``NAME.####.exr``: the frame number zero-padded to 4 digits, more when it needs more.
 Negative frame numbers keep their sign before the padding (``NAME.-001.exr``).
+Frame lists are what farms hand a task: ``1-3,5,9-10`` (OpenJD's non-contiguous chunks, Flamenco's
+chunker, OpenCue's frame sets without steps).
 """
 from __future__ import annotations
 
@@ -37,3 +39,41 @@ def parse_frame_range(text: str) -> tuple[int, int]:
     if last < first:
         raise BadInput(f"frame range {text!r} ends before it starts; write the first frame first")
     return first, last
+
+
+_SPAN_RE = re.compile(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?")
+
+
+def parse_frames(text: str) -> list[int]:
+    """'1-3,5,9-10' -> [1, 2, 3, 5, 9, 10]: comma-separated frames and inclusive A-B spans, sorted,
+    each frame once. Raises BadInput (naming the part it could not read) on anything else."""
+    frames: set[int] = set()
+    for part in (text or "").split(","):
+        m = _SPAN_RE.fullmatch(part)
+        if not m:
+            raise BadInput(f"frames {text!r}: {part.strip()!r} is not understood; write frames as a comma "
+                           "list of A-B spans and single frames, e.g. 1-48 or 1-3,5,9-10")
+        first = int(m.group(1))
+        last = int(m.group(2)) if m.group(2) is not None else first
+        if last < first:
+            raise BadInput(f"frames {text!r}: {part.strip()!r} ends before it starts; write the first frame first")
+        if last - first >= 10_000_000:
+            raise BadInput(f"frames {text!r}: {part.strip()!r} spans more than ten million frames")
+        frames.update(range(first, last + 1))
+    return sorted(frames)
+
+
+def frame_spans(frames) -> list[tuple[int, int]]:
+    """[(3, 5), (9, 9)] for frames [3, 4, 5, 9] (sorted, distinct frame numbers)."""
+    spans: list[tuple[int, int]] = []
+    for f in (int(x) for x in frames):
+        if spans and f == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], f)
+        else:
+            spans.append((f, f))
+    return spans
+
+
+def format_frames(frames) -> str:
+    """'3-5,9' for frames [3, 4, 5, 9]: the inverse of ``parse_frames``."""
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in frame_spans(frames))

@@ -18,7 +18,9 @@ def add_arguments(p) -> None:
                         "or folder of frames to track first (with --detector and the options below)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for NAME.####.exr")
     p.add_argument("--name", default="portrait", help="sequence name (default: portrait)")
-    p.add_argument("--frames", metavar="A-B", help="frame range to render (default: every driver frame)")
+    p.add_argument("--frames", metavar="LIST",
+                   help="frames to render: A-B or a list such as 1-3,5,9-10 (default: every driver frame, or "
+                        "on OpenCue the task's chunk from CUE_IFRAME, CUE_CHUNK and CUE_RANGE)")
     p.add_argument("--connect", metavar="tcp://HOST:PORT",
                    help="render on a running backend instead of in this process")
     p.add_argument("--engine", default="warp", help="synthesis engine (default: warp)")
@@ -84,38 +86,50 @@ def load_portrait_landmarks(path: str):
 def run(args) -> int:
     import os
 
-    from livingportrait_wire.naming import check_name, parse_frame_range
+    from livingportrait_wire.naming import check_name, parse_frames
+
+    from ..farm_environment import apply_cue_gpus, cue_task_frames
 
     check_name(args.name)
-    frame_range = parse_frame_range(args.frames) if args.frames else None
+    apply_cue_gpus()
+    frames = parse_frames(args.frames) if args.frames else cue_task_frames()
     driver = load_driver_from_args(args)
     points = load_portrait_landmarks(args.portrait_landmarks) if args.portrait_landmarks else None
     settings = settings_from_args(args)
     if args.connect:
-        return _run_remote(args, driver, frame_range, points, settings)
+        return _run_remote(args, driver, frames, points, settings)
 
     from ..farm import render_frames
     from ..frame_renderer import RenderSpec
     from ..images import read_portrait_file
 
     portraits = [read_portrait_file(path)[1] for path in args.portrait]
-    spec = RenderSpec(portraits, driver, args.engine, args.name, settings, frame_range, points, args.detector)
-    result = render_frames(spec, args.out)
+    spec = RenderSpec(portraits, driver, args.engine, args.name, settings, None, points, args.detector, frames)
+    result = render_frames(spec, args.out, on_missing=warn_missing_frames)
     print(f"wrote {len(result.written)} frame(s), skipped {len(result.skipped)} already complete, "
           f"in {os.path.abspath(args.out)}")
     return 0
 
 
-def _run_remote(args, driver, frame_range, points, settings) -> int:
-    import os
+def warn_missing_frames(missing: list[int], rendering: list[int]) -> None:
     import sys
 
-    from livingportrait_wire.client import BackendClient, ConnectionLost, CurveKeys, FrameWritten, RenderJob, Resumed
+    from livingportrait_wire.naming import format_frames
+
+    print(f"livingportrait render: warning: the performance has no frame(s) {format_frames(missing)}; "
+          f"rendering {format_frames(rendering)}", file=sys.stderr, flush=True)
+
+
+def _run_remote(args, driver, frames, points, settings) -> int:
+    import os
+
+    from livingportrait_wire.client import BackendClient, CurveKeys, RenderJob
     from livingportrait_wire.errors import BadInput
+    from livingportrait_wire.naming import frame_spans
 
     from ..farm import ensure_output_folder
+    from ..frame_renderer import select_frames
     from ..images import read_portrait_file
-    from ..progress import Progress
 
     if (args.server_key is None) != (args.client_key is None):
         raise BadInput("CurveZMQ needs both --server-key (the backend's NAME.key) and --client-key "
@@ -124,31 +138,50 @@ def _run_remote(args, driver, frame_range, points, settings) -> int:
     ensure_output_folder(args.out)
     # Decode locally first: a file that is not an image is refused before anything is sent.
     portraits = [read_portrait_file(path)[0] for path in args.portrait]
-    job = RenderJob(portraits, driver, args.out, args.name, args.engine, settings, frame_range, points,
-                    [os.path.basename(p) for p in args.portrait])
+    selected, missing = select_frames(driver, frames)
+    if missing:
+        warn_missing_frames(missing, selected)
+    # The wire carries one A-B range per job: a farm's list of frames is one job per contiguous span.
+    spans = frame_spans(selected) if frames is not None else [None]
+    written = 0
     with BackendClient(args.connect, timeout_s=args.timeout, curve=curve, reconnect_s=args.reconnect) as client:
         client.handshake()
-        stream = client.submit(job)
-        bar = None
-
-        def on_event(event):
-            nonlocal bar
-            if isinstance(event, FrameWritten):
-                bar = bar or Progress(stream.total, f"render {args.name}")
-                bar.update(len(stream.frames_written))
-            elif isinstance(event, ConnectionLost):
-                print(f"\nthe backend at {event.address} is silent ({event.silent_s:.1f} s); reconnecting for up "
-                      f"to {event.reconnect_s:g} s", file=sys.stderr, flush=True)
-            elif isinstance(event, Resumed):
-                print(f"reconnected to {event.address}; resuming {event.frames_left} frame(s)", file=sys.stderr,
-                      flush=True)
-
-        try:
-            stream.wait(on_event)
-        except KeyboardInterrupt:
-            stream.cancel()
-            raise
-        if bar:
-            bar.close()
-    print(f"wrote {len(stream.frames_written)} frame(s) in {os.path.abspath(args.out)}")
+        for span in spans:
+            job = RenderJob(portraits, driver, args.out, args.name, args.engine, settings, span, points,
+                            [os.path.basename(p) for p in args.portrait])
+            written += _stream_job(client, job, args.name)
+    print(f"wrote {written} frame(s) in {os.path.abspath(args.out)}")
     return 0
+
+
+def _stream_job(client, job, name: str) -> int:
+    """Submit ``job`` and wait for it, drawing progress; returns the number of frames written."""
+    import sys
+
+    from livingportrait_wire.client import ConnectionLost, FrameWritten, Resumed
+
+    from ..progress import Progress
+
+    stream = client.submit(job)
+    bar = None
+
+    def on_event(event):
+        nonlocal bar
+        if isinstance(event, FrameWritten):
+            bar = bar or Progress(stream.total, f"render {name}")
+            bar.update(len(stream.frames_written))
+        elif isinstance(event, ConnectionLost):
+            print(f"\nthe backend at {event.address} is silent ({event.silent_s:.1f} s); reconnecting for up "
+                  f"to {event.reconnect_s:g} s", file=sys.stderr, flush=True)
+        elif isinstance(event, Resumed):
+            print(f"reconnected to {event.address}; resuming {event.frames_left} frame(s)", file=sys.stderr,
+                  flush=True)
+
+    try:
+        stream.wait(on_event)
+    except KeyboardInterrupt:
+        stream.cancel()
+        raise
+    if bar:
+        bar.close()
+    return len(stream.frames_written)

@@ -39,18 +39,6 @@ def add_arguments(p) -> None:
     add_track_arguments(p)
 
 
-def frame_ranges(frames) -> str:
-    """'3-5, 9' for frames [3, 4, 5, 9]."""
-    parts, start = [], None
-    for i, f in enumerate(frames):
-        if start is None:
-            start = f
-        if i + 1 == len(frames) or frames[i + 1] != f + 1:
-            parts.append(f"{start}" if start == f else f"{start}-{f}")
-            start = None
-    return ", ".join(parts)
-
-
 def tracking_progress(label: str):
     """A Progress bar and the ``on_progress(done, total)`` callback that feeds it."""
     from livingportrait_backend.progress import Progress
@@ -66,9 +54,11 @@ def tracking_progress(label: str):
 
 def report_missing(seq, stream) -> None:
     """Tell the user which frames had no face (they were filled in, not dropped)."""
+    from livingportrait_wire.naming import format_frames
+
     missing = [int(f) for f in seq.extras.get("missing_frames", [])]
     if missing:
-        print(f"no face found on {len(missing)} frame(s): {frame_ranges(missing)}; filled by interpolation "
+        print(f"no face found on {len(missing)} frame(s): {format_frames(missing)}; filled by interpolation "
               "with confidence 0", file=stream)
 
 
