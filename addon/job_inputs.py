@@ -12,6 +12,7 @@ from . import clip_tracks, frame_mapping, landmark_rig, preferences, properties
 from .wire.errors import BadInput
 from .wire.landmarks import load_sequence
 from .wire.protocol import Limits
+from .wire.render_settings import FewShotOptions, RenderSettings
 
 MAX_PORTRAITS = Limits().max_portraits
 
@@ -77,22 +78,23 @@ def portrait_landmarks(settings):
     return None
 
 
-def engine_settings(settings) -> dict:
-    """The engine's settings as the wire carries them."""
+def engine_settings(settings) -> RenderSettings:
+    """The job's RenderSettings, from the panel (BadInput naming what is wrong)."""
     regions = [item[0] for item in properties.REGIONS if item[0] in settings.regions]
     if not regions:
         raise BadInput("no regions: tick at least one of Pose, Expression, Eyes, Brows, Mouth, Jaw")
-    out = {"mode": settings.motion_mode, "expression_scale": float(settings.expression_scale),
-           "regions": regions, "smoothing": float(settings.smoothing)}
+    fewshot = FewShotOptions()
     if settings.engine == "fewshot":
         if not settings.checkpoint.strip():
             raise BadInput("the Few-Shot engine needs its model: set Checkpoint to a folder written by "
                            "`livingportrait train` (as the backend sees it), or choose the Warp engine")
         # A '//' path is this .blend's folder: only meaningful to a backend on this machine.
         path = settings.checkpoint
-        out["checkpoint"] = bpy.path.abspath(path) if path.startswith("//") else path
-        out["finetune_steps"] = int(settings.finetune_steps)
-    return out
+        fewshot = FewShotOptions(checkpoint=bpy.path.abspath(path) if path.startswith("//") else path,
+                                 finetune_steps=int(settings.finetune_steps))
+    return RenderSettings(engine=settings.engine, mode=settings.motion_mode,
+                          expression_scale=float(settings.expression_scale), regions=tuple(regions),
+                          smoothing=float(settings.smoothing), fewshot=fewshot)
 
 
 def output_folder(context, settings) -> str:

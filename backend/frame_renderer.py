@@ -6,7 +6,6 @@ whole performance, so a farm chunk (``frame_range``) renders exactly the frames 
 """
 from __future__ import annotations
 
-import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from livingportrait_wire.errors import BadInput, Cancelled
 from livingportrait_wire.landmarks import LandmarkSequence, check_points
 from livingportrait_wire.naming import check_name, frame_filename
 from livingportrait_wire.protocol import PROTOCOL_VERSION
+from livingportrait_wire.render_settings import RenderSettings
 
 from . import __version__
 from .engines import available_engines, create_engine
@@ -25,30 +25,35 @@ from .exr import ExrFrameEncoder
 from .images import Portrait
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
-# Deflate level of the EXR tiles. 1 keeps 1080p streaming at 24 fps on two cores; level 4 files are
-# about 18% smaller but cost half again as much CPU per frame.
-DEFAULT_ZIP_LEVEL = 1
 
 
 @dataclass
 class RenderSpec:
-    """What to render. ``portrait_landmarks``: float32 (68, 2) pixels of portraits[0], or None to detect.
+    """What to render. ``settings``: a RenderSettings (engine, detector, retargeting, engine options);
+    a plain mapping is read with ``RenderSettings.from_dict`` (BadInput naming every bad field).
+    ``portrait_landmarks``: float32 (68, 2) pixels of portraits[0], or None to detect.
     ``frames``: the frame numbers asked for (a farm task's list), or None for ``frame_range`` (inclusive
     first, last) or, when that is None too, every frame of the performance."""
 
     portraits: list[Portrait]
     driver: LandmarkSequence
-    engine: str = "warp"
     name: str = "portrait"
-    settings: dict = field(default_factory=dict)
+    settings: RenderSettings = field(default_factory=RenderSettings)
     frame_range: tuple[int, int] | None = None
     portrait_landmarks: np.ndarray | None = None
-    detector: str = "mediapipe"
     frames: list[int] | None = None
 
+    def __post_init__(self):
+        if not isinstance(self.settings, RenderSettings):
+            self.settings = RenderSettings.from_dict(self.settings)
 
-# Settings that change how a file is stored, not what it shows.
-_STORAGE_SETTINGS = frozenset({"zip_level"})
+    @property
+    def engine(self) -> str:
+        return self.settings.engine
+
+    @property
+    def detector(self) -> str:
+        return self.settings.detector
 
 
 def job_digest(spec: RenderSpec) -> str:
@@ -66,12 +71,7 @@ def job_digest(spec: RenderSpec) -> str:
     if spec.portrait_landmarks is not None:
         h.update(np.ascontiguousarray(spec.portrait_landmarks, np.float32).tobytes())
     # Effective settings: an explicit default and an absent key make the same pictures.
-    from .landmarks.retarget import RetargetOptions
-
-    retarget = dataclasses.asdict(RetargetOptions.from_settings(spec.settings))
-    look = {k: v for k, v in spec.settings.items()
-            if v is not None and k not in _STORAGE_SETTINGS and k not in retarget}
-    h.update(json.dumps([spec.engine, spec.detector, retarget, look], sort_keys=True, default=str).encode())
+    h.update(json.dumps(spec.settings.look(), sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
@@ -98,8 +98,6 @@ class FrameRenderer:
         if not spec.portraits:
             raise BadInput("a render job needs at least one portrait image")
         check_name(spec.name)
-        if not isinstance(spec.settings, dict):
-            raise BadInput("settings must be a mapping of names to values")
         self.spec = spec
         self.cancel = cancel or threading.Event()
         self._report = on_progress
@@ -107,11 +105,8 @@ class FrameRenderer:
             self.frames, self.missing_frames = [int(f) for f in spec.driver.select(*spec.frame_range).frames], []
         else:
             self.frames, self.missing_frames = select_frames(spec.driver, spec.frames)
-        # Settings checked here are refused before any expensive work (detection, fine-tuning).
-        self.zip_level = spec.settings.get("zip_level", DEFAULT_ZIP_LEVEL)
-        if type(self.zip_level) is not int or not 1 <= self.zip_level <= 9:
-            raise BadInput(f"zip_level: {self.zip_level!r} is not a ZIP level; give a whole number from 1 "
-                           "(fastest) to 9 (smallest)")
+        # The settings were checked when the spec was made; what this backend has is checked here,
+        # before any expensive work (detection, fine-tuning).
         if spec.engine not in available_engines():
             raise BadInput(f"engine {spec.engine!r} is not available on this backend; choose one of "
                            f"{', '.join(available_engines())}", code="unknown_engine")
@@ -148,12 +143,12 @@ class FrameRenderer:
         self.portrait_points = points
         self._check_cancel()
         driver = spec.driver
-        if spec.settings.get("smoothing") is not None:
+        if spec.settings.smoothing is not None:
             # Hand-made drivers (clip tracks, a keyed rig) are cleaned up here; the whole performance
             # is smoothed, as it is retargeted, so a farm chunk matches a full run.
             from .landmarks.smoothing import SmoothingOptions, smooth_sequence
 
-            driver = smooth_sequence(driver, SmoothingOptions.parse(str(spec.settings["smoothing"])))
+            driver = smooth_sequence(driver, SmoothingOptions(strength=spec.settings.smoothing))
         targets = retarget(points, driver, options)
         wanted = set(self.frames)
         self.targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
@@ -161,7 +156,7 @@ class FrameRenderer:
         engine = create_engine(spec.engine)
         engine.prepare(spec.portraits, points, spec.settings, self.on_progress)
         self.engine = engine
-        self._encoder = ExrFrameEncoder(portrait.linear, level=self.zip_level, attributes={
+        self._encoder = ExrFrameEncoder(portrait.linear, level=spec.settings.zip_level, attributes={
             "livingportrait.engine": spec.engine,
             "livingportrait.portrait": portrait.digest,
             "livingportrait.protocol": PROTOCOL_VERSION,

@@ -11,6 +11,7 @@ from livingportrait_wire.errors import ProtocolError
 from livingportrait_wire.landmarks import LandmarkSequence, check_points
 from livingportrait_wire.naming import check_name
 from livingportrait_wire.protocol import ErrorCode, Limits
+from livingportrait_wire.render_settings import RenderSettings
 
 from .images import decode_portrait
 from .frame_renderer import RenderSpec
@@ -42,9 +43,19 @@ def driver_from_message(msg: Message, limits: Limits) -> LandmarkSequence:
     return LandmarkSequence(landmarks, frames, size, msg.optional("confidence"))
 
 
+def settings_from_header(header: dict) -> RenderSettings:
+    """The job's RenderSettings, checked once here, at the door: BadInput naming every bad field.
+    Old clients sent a flat dict with the engine (and no detector) beside it in the header."""
+    raw = header.get("settings", {})
+    if isinstance(raw, dict) and "detector" in header and "detector" not in raw:
+        raw = {**raw, "detector": header["detector"]}
+    return RenderSettings.from_dict(raw, engine=header.get("engine"))
+
+
 def render_spec_from_message(msg: Message, limits: Limits) -> RenderSpec:
     """Validate a render SUBMIT and decode its portraits. BadInput / ProtocolError on any problem."""
     h = msg.header
+    settings = settings_from_header(h)
     portraits = msg.buffers.get("portrait", [])
     if not 1 <= len(portraits) <= limits.max_portraits:
         raise ProtocolError(f"a render job needs 1-{limits.max_portraits} 'portrait' buffers, got {len(portraits)}")
@@ -60,7 +71,5 @@ def render_spec_from_message(msg: Message, limits: Limits) -> RenderSpec:
     labels = names if isinstance(names, list) and len(names) == len(portraits) else [
         f"portrait {i + 1}" for i in range(len(portraits))]
     decoded = [decode_portrait(data, str(label), limits) for data, label in zip(portraits, labels)]
-    return RenderSpec(portraits=decoded, driver=driver, engine=h.get("engine", "warp"), name=name,
-                      settings=h.get("settings", {}), frame_range=frame_range,
-                      portrait_landmarks=points,
-                      detector=h.get("detector", "mediapipe"))
+    return RenderSpec(portraits=decoded, driver=driver, name=name, settings=settings, frame_range=frame_range,
+                      portrait_landmarks=points)

@@ -52,8 +52,8 @@ def render_rate(checkpoint: str, batch: int, frames: int, repeats: int, precisio
     from livingportrait_wire.atomic_write import write_bytes_atomic
 
     portrait, points, driver = portrait_and_driver()
-    spec = RenderSpec([portrait], driver, "fewshot", "bench",
-                      {"checkpoint": checkpoint, "batch": batch, "precision": precision}, portrait_landmarks=points)
+    spec = RenderSpec([portrait], driver, "bench", {"engine": "fewshot", "fewshot": {
+        "checkpoint": checkpoint, "batch": batch, "precision": precision}}, portrait_landmarks=points)
     renderer = FrameRenderer(spec)
     t0 = time.perf_counter()
     renderer.prepare()

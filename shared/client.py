@@ -28,6 +28,7 @@ from .curve_keys import load_key_pair, load_public_key
 from .errors import BackendUnavailable, BadInput, Cancelled, JobFailed, LivingPortraitError, ProtocolError
 from .landmarks import LandmarkSequence
 from .naming import check_name, frame_filename
+from .render_settings import RenderSettings
 from .protocol import (ACCEPTED, CANCEL, CREDIT, DONE, ERROR, FRAME, HELLO, JOB_DETECT, JOB_RENDER, PING,
                        PROGRESS, RESULT, SERVER_TYPES, SUBMIT, WELCOME, ErrorCode, Limits)
 
@@ -58,18 +59,26 @@ class CurveKeys:
 @dataclass
 class RenderJob:
     """A render request. ``portraits``: encoded image file bytes (1..32 shots, the first is animated).
-    ``portrait_landmarks``: optional float32 (68, 2) pixels of the first portrait (skips detection)."""
+    ``settings``: a RenderSettings (whose ``engine`` is the job's), or a plain dict as older callers
+    built it (beside ``engine``). ``portrait_landmarks``: optional float32 (68, 2) pixels of the first
+    portrait (skips detection)."""
 
     portraits: list[bytes]
     driver: LandmarkSequence
     out_dir: str
     name: str = "portrait"
     engine: str = "warp"
-    settings: dict = field(default_factory=dict)
+    settings: RenderSettings | dict = field(default_factory=dict)
     frame_range: tuple[int, int] | None = None
     portrait_landmarks: np.ndarray | None = None
     portrait_names: list[str] | None = None
     window: int = 4
+
+    def __post_init__(self):
+        if isinstance(self.settings, RenderSettings):
+            if self.engine not in ("warp", self.settings.engine):  # "warp": the field's default
+                raise ValueError(f"engine {self.engine!r} given beside settings for {self.settings.engine!r}")
+            self.engine = self.settings.engine
 
     def message(self, job_id: str) -> list[bytes]:
         check_name(self.name)
@@ -80,7 +89,8 @@ class RenderJob:
             buffers.append(array_buffer("confidence", self.driver.confidence))
         if self.portrait_landmarks is not None:
             buffers.append(array_buffer("portrait_landmarks", np.asarray(self.portrait_landmarks, np.float32)))
-        fields = {"kind": JOB_RENDER, "engine": self.engine, "name": self.name, "settings": self.settings,
+        settings = self.settings.to_dict() if isinstance(self.settings, RenderSettings) else self.settings
+        fields = {"kind": JOB_RENDER, "engine": self.engine, "name": self.name, "settings": settings,
                   "image_size": list(self.driver.image_size), "window": self.window}
         if self.frame_range is not None:
             fields["frame_range"] = [int(self.frame_range[0]), int(self.frame_range[1])]

@@ -24,6 +24,7 @@ from livingportrait_backend.model.networks import build_networks
 from livingportrait_wire.client import BackendClient, ProgressEvent, RenderJob
 from livingportrait_wire.errors import BadInput, Cancelled
 from livingportrait_wire.landmarks import LandmarkSequence
+from livingportrait_wire.render_settings import RenderSettings
 
 from backend_process import BackendProcess
 
@@ -136,7 +137,8 @@ def test_fine_tuning_lowers_the_reconstruction_error_on_the_shots(env, checkpoin
 
     def shot_error(steps):
         engine = create_engine("fewshot")
-        engine.prepare(portraits, face["points"][0], settings(checkpoint, face, finetune_steps=steps, finetune_batch=3))
+        engine.prepare(portraits, face["points"][0], RenderSettings.from_dict(
+            settings(checkpoint, face, finetune_steps=steps, finetune_batch=3), engine="fewshot"))
         made = engine.generate(np.ascontiguousarray(engine.shots[:, 3:]))
         real = (engine.shots[:, :3].transpose(0, 2, 3, 1) + 1) / 2
         return float(np.abs(made - real).mean())

@@ -23,33 +23,11 @@ def add_arguments(p) -> None:
                         "on OpenCue the task's chunk from CUE_IFRAME, CUE_CHUNK and CUE_RANGE)")
     p.add_argument("--connect", metavar="tcp://HOST:PORT",
                    help="render on a running backend instead of in this process")
-    p.add_argument("--engine", default="warp", help="synthesis engine (default: warp)")
     p.add_argument("--portrait-landmarks", metavar="FILE",
                    help="the portrait's own 68 landmarks (.npz landmark file, first frame, or .npy [68,2]) "
                         "instead of detecting them")
-    p.add_argument("--detector", default="mediapipe", choices=("mediapipe", "fan"),
-                   help="detector for the portrait's landmarks and a --driver video (default: mediapipe)")
-    p.add_argument("--mode", choices=("relative", "absolute"), default="relative",
-                   help="relative: transfer the driver's motion (default); absolute: its face shape too")
-    p.add_argument("--neutral-frame", type=int, metavar="N",
-                   help="driver frame whose face counts as neutral (default: the first)")
-    p.add_argument("--expression-scale", type=float, default=1.0, metavar="X",
-                   help="multiplies the expression motion (default 1)")
-    p.add_argument("--zip-level", type=int, default=1, metavar="N",
-                   help="EXR ZIP (deflate) level 1-9: 1 is fastest (default), 9 smallest; level 4 "
-                        "files are about 18%% smaller and take half again as long to write")
-    p.add_argument("--regions", default="pose,expression",
-                   help="what transfers: comma list of pose, expression, eyes, brows, mouth, jaw "
-                        "(default pose,expression)")
     p.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="S",
                    help=f"with --connect: seconds to wait for the backend to answer (default {TIMEOUT_S:g})")
-    p.add_argument("--checkpoint", metavar="DIR",
-                   help="fewshot engine: model checkpoint folder (or its model.safetensors) on the backend "
-                        "machine; relative paths resolve against $LIVINGPORTRAIT_MODELS")
-    p.add_argument("--finetune-steps", type=int, metavar="N",
-                   help="fewshot engine: fine-tune on the portrait shots for N steps (default 0: embed only)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                   help="fewshot engine: where the model runs (default auto: a GPU if there is one)")
     p.add_argument("--reconnect", type=float, default=RECONNECT_S, metavar="S",
                    help="with --connect: when the backend goes silent, seconds to keep reconnecting and "
                         f"resuming before giving up (default {RECONNECT_S:g})")
@@ -57,15 +35,49 @@ def add_arguments(p) -> None:
                    help="with --connect to a CurveZMQ backend: its public key file (NAME.key)")
     p.add_argument("--client-key", metavar="FILE",
                    help="with --connect to a CurveZMQ backend: this client's secret key file (NAME.key_secret)")
+    add_settings_arguments(p.add_argument_group("render settings"))
     add_track_arguments(p, detector=False)  # for a --driver video: the same options as `track`
 
 
-def settings_from_args(args) -> dict:
-    settings = {"mode": args.mode, "neutral_frame": args.neutral_frame,
-                "expression_scale": args.expression_scale, "regions": args.regions,
-                "zip_level": args.zip_level}
-    neural = {"checkpoint": args.checkpoint, "finetune_steps": args.finetune_steps, "device": args.device}
-    return {**settings, **{k: v for k, v in neural.items() if v is not None}}
+def _settings_flags():
+    """flag -> [(engine part or None, field)] for every RenderSettings field that is a flag. Engines that
+    share a flag name (``--checkpoint``) share the flag; it fills the chosen engine's part."""
+    from livingportrait_wire.render_settings import RenderSettings, flag_name
+
+    flags: dict[str, list] = {}
+    for part, f in RenderSettings.cli_fields():
+        flags.setdefault(flag_name(f), []).append((part, f))
+    return flags
+
+
+def add_settings_arguments(p) -> None:
+    """The render settings' flags, generated from RenderSettings (help, default, type, choices)."""
+    from dataclasses import MISSING
+
+    for flag, owners in _settings_flags().items():
+        f = owners[0][1]
+        meta = f.metadata
+        default = f.default if meta["cli_default"] is MISSING else meta["cli_default"]
+        kind = meta["cli_type"] or (type(f.default) if f.default is not None else str)
+        p.add_argument(flag, dest=flag[2:].replace("-", "_"), default=default, type=kind,
+                       choices=meta["choices"], metavar=meta["metavar"], help=meta["help"].replace("%", "%%"))
+
+
+def settings_from_args(args):
+    """The RenderSettings the flags say. BadInput naming every bad value."""
+    from livingportrait_wire.render_settings import ENGINE_PARTS, RenderSettings
+
+    top: dict = {}
+    parts: dict = {name: {} for name in ENGINE_PARTS}
+    for flag, owners in _settings_flags().items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if owners[0][0] is None:
+            top[owners[0][1].name] = value
+        elif value is not None:
+            # A flag of several engines: the chosen engine's, else the first that has it.
+            part, f = next(((p, f) for p, f in owners if p == args.engine), owners[0])
+            parts[part][f.name] = value
+    return RenderSettings.from_dict({**top, **parts})
 
 
 def load_portrait_landmarks(path: str):
@@ -104,7 +116,7 @@ def run(args) -> int:
     from ..images import read_portrait_file
 
     portraits = [read_portrait_file(path)[1] for path in args.portrait]
-    spec = RenderSpec(portraits, driver, args.engine, args.name, settings, None, points, args.detector, frames)
+    spec = RenderSpec(portraits, driver, args.name, settings, None, points, frames)
     result = render_frames(spec, args.out, on_missing=warn_missing_frames)
     print(f"wrote {len(result.written)} frame(s), skipped {len(result.skipped)} already complete, "
           f"in {os.path.abspath(args.out)}")
@@ -147,8 +159,8 @@ def _run_remote(args, driver, frames, points, settings) -> int:
     with BackendClient(args.connect, timeout_s=args.timeout, curve=curve, reconnect_s=args.reconnect) as client:
         client.handshake()
         for span in spans:
-            job = RenderJob(portraits, driver, args.out, args.name, args.engine, settings, span, points,
-                            [os.path.basename(p) for p in args.portrait])
+            job = RenderJob(portraits, driver, args.out, args.name, settings=settings, frame_range=span,
+                            portrait_landmarks=points, portrait_names=[os.path.basename(p) for p in args.portrait])
             written += _stream_job(client, job, args.name)
     print(f"wrote {written} frame(s) in {os.path.abspath(args.out)}")
     return 0

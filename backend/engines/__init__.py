@@ -6,7 +6,8 @@ An engine turns a portrait and, per frame, 68 target landmarks into the changed 
     engine.prepare(portraits, points, settings)   # once per job: portraits[0] is the one animated
     patch = engine.render(targets)                # per frame -> FramePatch (scene-linear)
 
-``portraits`` are ``images.Portrait`` (1..32 shots of one face), ``points`` float32 (68, 2) pixels of
+``portraits`` are ``images.Portrait`` (1..32 shots of one face), ``settings`` the job's checked
+``RenderSettings`` (an engine reads its own part: ``settings.warp``, ``settings.fewshot``), ``points`` float32 (68, 2) pixels of
 ``portraits[0]`` (top-left origin), ``targets`` float32 (68, 2) in the same pixel space. Engines are
 imported only when created, so a warp-only backend never imports torch.
 """
@@ -20,6 +21,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from livingportrait_wire.errors import BadInput
+from livingportrait_wire.render_settings import RenderSettings
 
 
 @dataclass
@@ -38,7 +40,7 @@ class FramePatch:
 class Engine(Protocol):
     name: str
 
-    def prepare(self, portraits: list, points: np.ndarray, settings: dict,
+    def prepare(self, portraits: list, points: np.ndarray, settings: RenderSettings,
                 on_progress: Callable[[str, int, int], None] | None = None) -> None: ...
 
     def render(self, targets: np.ndarray) -> FramePatch: ...

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from livingportrait_wire.errors import BadInput
+from livingportrait_wire.render_settings import RenderSettings
 
 from ..colorspace import srgb_to_linear
 from . import FramePatch
@@ -54,7 +55,7 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 class FewShotEngine:
     name = "fewshot"
 
-    def prepare(self, portraits: list, points: np.ndarray, settings: dict,
+    def prepare(self, portraits: list, points: np.ndarray, settings: RenderSettings,
                 on_progress: ProgressFn | None = None) -> None:
         """Personalise the model to ``portraits`` (the first ``shots`` of them; portraits[0] is animated,
         ``points`` its 68 landmarks in pixels). Reports stages "load", "shots", "embed", "finetune"

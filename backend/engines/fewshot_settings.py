@@ -1,9 +1,9 @@
-"""The ``fewshot`` engine's job settings: names, defaults, validation, and where model files are found.
+"""The ``fewshot`` engine's job settings made real on the backend: where model files are found.
 
-Settings arrive as a JSON mapping (the CLI's flags or the wire's job header) shared with other parts of
-the job (retargeting reads its own keys), so only the keys below are read here; each bad value is
-refused with a BadInput naming the key. Model files live ON THE BACKEND MACHINE: a relative path is
-resolved against ``$LIVINGPORTRAIT_MODELS`` when set (else the backend's working folder).
+The values were checked at the door (``RenderSettings``, its ``fewshot`` part); what is left is what only
+this machine and this job can tell: model files live ON THE BACKEND MACHINE (a relative path is resolved
+against ``$LIVINGPORTRAIT_MODELS`` when set, else the backend's working folder) and the shots asked for
+must be in the job.
 """
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from livingportrait_wire.errors import BadInput
+from livingportrait_wire.render_settings import MAX_SHOTS, RenderSettings
 
 MODELS_ENV = "LIVINGPORTRAIT_MODELS"
 MODEL_FILE = "model.safetensors"  # the file in a checkpoint folder (model.checkpoint writes it)
 # Files torch.save / pickle write: refused, since unpickling runs arbitrary code.
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
-MAX_SHOTS = 32
-MAX_FINETUNE_STEPS = 100_000
 
 
 def resolve_model_file(value, key: str) -> str:
@@ -68,26 +67,10 @@ def file_digest(path: str) -> str:
     return _DIGESTS[memo]
 
 
-def _int(settings: dict, key: str, default: int, lo: int, hi: int) -> int:
-    value = settings.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or not lo <= value <= hi:
-        raise BadInput(f"settings.{key}: {value!r} is not a whole number from {lo} to {hi}")
-    return int(value)
-
-
-def _choice(settings: dict, key: str, default: str, choices: tuple[str, ...]) -> str:
-    value = settings.get(key, default)
-    if value is None:
-        return default
-    if value not in choices:
-        raise BadInput(f"settings.{key}: {value!r} is not one of {', '.join(choices)}")
-    return value
-
-
 @dataclass(frozen=True)
 class FewShotSettings:
+    """A job's fewshot options made real on this backend: model files resolved, shots counted."""
+
     checkpoint: str  # the resolved model.safetensors path
     finetune_steps: int = 0
     finetune_batch: int = 4
@@ -102,37 +85,31 @@ class FewShotSettings:
     vggface: str | None = None
 
     @classmethod
-    def parse(cls, settings: dict, portraits: int) -> "FewShotSettings":
-        """Validate ``settings`` for a job with ``portraits`` shots. BadInput naming the bad key."""
-        if "checkpoint" not in settings:
+    def parse(cls, settings: RenderSettings, portraits: int) -> "FewShotSettings":
+        """``settings`` (already checked by RenderSettings) for a job with ``portraits`` shots: what
+        only this backend and this job can tell (files, the number of shots). BadInput naming the key."""
+        opts = settings.fewshot
+        if opts.checkpoint is None:
             raise BadInput("settings.checkpoint: the fewshot engine needs a model checkpoint (a folder written "
                            "by `livingportrait train`); pass --checkpoint or set it in the job")
-        shots = _int(settings, "shots", min(portraits, MAX_SHOTS), 1, MAX_SHOTS)
+        shots = min(portraits, MAX_SHOTS) if opts.shots is None else opts.shots
         if shots > portraits:
             raise BadInput(f"settings.shots: {shots} shots asked for but the job holds {portraits} portrait image(s)")
-        compile_ = settings.get("compile", False)
-        if not isinstance(compile_, bool):
-            raise BadInput(f"settings.compile: {compile_!r} must be true or false")
-        marks = settings.get("shot_landmarks") or []
-        try:
-            marks = tuple(np.asarray(m, np.float32).reshape(68, 2) for m in marks)
-        except (ValueError, TypeError):
-            raise BadInput("settings.shot_landmarks: give one list of 68 (x, y) points per extra portrait") from None
-        if len(marks) > portraits - 1 or not all(np.all(np.isfinite(m)) for m in marks):
-            raise BadInput(f"settings.shot_landmarks: {len(marks)} finite point sets expected at most "
+        marks = tuple(np.asarray(m, np.float32) for m in opts.shot_landmarks)
+        if len(marks) > portraits - 1:
+            raise BadInput(f"settings.shot_landmarks: {len(marks)} point sets given, expected at most "
                            f"{portraits - 1} (one per portrait after the first)")
-        batch = settings.get("batch")
         return cls(
-            checkpoint=resolve_model_file(settings["checkpoint"], "checkpoint"),
-            finetune_steps=_int(settings, "finetune_steps", 0, 0, MAX_FINETUNE_STEPS),
-            finetune_batch=_int(settings, "finetune_batch", 4, 1, MAX_SHOTS),
+            checkpoint=resolve_model_file(opts.checkpoint, "checkpoint"),
+            finetune_steps=opts.finetune_steps,
+            finetune_batch=opts.finetune_batch,
             shots=shots,
-            batch=None if batch is None else _int(settings, "batch", 1, 1, 256),
-            device=_choice(settings, "device", "auto", ("auto", "cpu", "cuda")),
-            compile=compile_,
-            precision=_choice(settings, "precision", "auto", ("auto", "fp32", "bf16", "fp16")),
+            batch=opts.batch,
+            device=opts.device,
+            compile=opts.compile,
+            precision=opts.precision,
             shot_landmarks=marks,
-            detector=str(settings.get("detector") or "mediapipe"),
-            vgg19=resolve_model_file(settings["vgg19"], "vgg19") if settings.get("vgg19") else None,
-            vggface=resolve_model_file(settings["vggface"], "vggface") if settings.get("vggface") else None,
+            detector=settings.detector,
+            vgg19=resolve_model_file(opts.vgg19, "vgg19") if opts.vgg19 else None,
+            vggface=resolve_model_file(opts.vggface, "vggface") if opts.vggface else None,
         )

@@ -18,6 +18,7 @@ from scipy.interpolate import RBFInterpolator
 
 from livingportrait_wire.errors import BadInput
 from livingportrait_wire.layout import STABLE_POINTS, interocular_distance
+from livingportrait_wire.render_settings import RenderSettings
 
 from . import FramePatch
 from ..landmarks.similarity import fit_similarity
@@ -61,10 +62,10 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 class WarpEngine:
     name = "warp"
 
-    def prepare(self, portraits: list, points: np.ndarray, settings: dict,
+    def prepare(self, portraits: list, points: np.ndarray, settings: RenderSettings,
                 on_progress: Callable[[str, int, int], None] | None = None) -> None:
         """Fix the geometry for a job: portraits[0] is warped; ``points`` are its 68 landmarks."""
-        self.mouth_interior = bool(settings.get("mouth_interior", True))
+        self.mouth_interior = settings.warp.mouth_interior
         portrait = portraits[0]
         self.src = portrait.linear
         h, w = self.src.shape[:2]

@@ -21,7 +21,6 @@ driver's identity onto the portrait. It is there for drivers that are the portra
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,10 +28,10 @@ import numpy as np
 from livingportrait_wire.errors import BadInput
 from livingportrait_wire.landmarks import LandmarkSequence
 from livingportrait_wire.layout import NUM_POINTS, STABLE_POINTS
+from livingportrait_wire.render_settings import REGIONS, RenderSettings
 
 from .similarity import Similarity, fit_similarity
 
-MODES = ("relative", "absolute")
 # Expression regions -> iBUG points they move. "expression" is every point (all non-rigid motion,
 # the nose included); "pose" is the head's similarity transform, not a set of points.
 EXPRESSION_REGIONS: dict[str, tuple[int, ...]] = {
@@ -42,13 +41,13 @@ EXPRESSION_REGIONS: dict[str, tuple[int, ...]] = {
     "eyes": tuple(range(36, 48)),
     "mouth": tuple(range(48, 68)),
 }
-REGIONS = ("pose", *EXPRESSION_REGIONS)
-MAX_EXPRESSION_SCALE = 10.0
+assert set(REGIONS) == {"pose", *EXPRESSION_REGIONS}, "the settings' region names and the points they move"
 
 
 @dataclass
 class RetargetOptions:
-    """How a driver's performance lands on a portrait.
+    """How a driver's performance lands on a portrait (the retargeting fields of ``RenderSettings``,
+    which checks them).
 
     ``mode``: "relative" (motion only, default) or "absolute" (driver's face shape, aligned).
     ``neutral_frame``: the driver frame NUMBER whose face counts as neutral; None = the first frame.
@@ -61,52 +60,13 @@ class RetargetOptions:
     expression_scale: float = 1.0
     regions: tuple[str, ...] = ("pose", "expression")
 
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        if self.mode not in MODES:
-            raise BadInput(f"mode: {self.mode!r} is not a retarget mode; use one of {', '.join(MODES)}")
-        if self.neutral_frame is not None and (isinstance(self.neutral_frame, bool)
-                                               or not isinstance(self.neutral_frame, (int, np.integer))):
-            raise BadInput(f"neutral_frame: {self.neutral_frame!r} is not a frame number; give an integer")
-        scale = self.expression_scale
-        if (isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating, np.integer))
-                or not math.isfinite(scale) or not 0.0 <= scale <= MAX_EXPRESSION_SCALE):
-            raise BadInput(f"expression_scale: {scale!r} is out of range; give a number from 0 to "
-                           f"{MAX_EXPRESSION_SCALE:g} (1 = as performed)")
-        self.expression_scale = float(scale)
-        regions = self.regions
-        if isinstance(regions, str) or not all(isinstance(r, str) for r in regions):
-            raise BadInput(f"regions: {regions!r} must be a list of region names ({', '.join(REGIONS)})")
-        unknown = [r for r in regions if r not in REGIONS]
-        if unknown:
-            raise BadInput(f"regions: unknown region(s) {', '.join(map(repr, unknown))}; choose from "
-                           f"{', '.join(REGIONS)}")
-        if not regions:
-            raise BadInput(f"regions: empty; name at least one of {', '.join(REGIONS)}")
-        self.regions = tuple(dict.fromkeys(regions))
-
     @classmethod
-    def from_settings(cls, settings: dict) -> "RetargetOptions":
-        """Options from a job's settings dict (wire or CLI). Reads the keys ``mode``,
-        ``neutral_frame``, ``expression_scale`` and ``regions`` (a list, or a comma-separated string);
-        other keys are ignored; missing keys keep their defaults. BadInput names the bad key."""
-        kwargs = {}
-        if settings.get("mode") is not None:
-            kwargs["mode"] = settings["mode"]
-        if settings.get("neutral_frame") is not None:
-            kwargs["neutral_frame"] = settings["neutral_frame"]
-        if settings.get("expression_scale") is not None:
-            kwargs["expression_scale"] = settings["expression_scale"]
-        if settings.get("regions") is not None:
-            regions = settings["regions"]
-            if isinstance(regions, str):
-                regions = [r.strip() for r in regions.split(",") if r.strip()]
-            if not isinstance(regions, (list, tuple)):
-                raise BadInput(f"regions: {regions!r} must be a list of region names ({', '.join(REGIONS)})")
-            kwargs["regions"] = tuple(regions)
-        return cls(**kwargs)
+    def from_settings(cls, settings: RenderSettings | dict) -> "RetargetOptions":
+        """The retargeting part of a job's settings (a RenderSettings, or a mapping read by
+        ``RenderSettings.from_dict``: BadInput names the bad key)."""
+        if not isinstance(settings, RenderSettings):
+            settings = RenderSettings.from_dict(settings)
+        return cls(settings.mode, settings.neutral_frame, settings.expression_scale, settings.regions)
 
     def point_mask(self) -> np.ndarray:
         """float (68,) 1 where the expression transfers, 0 where the portrait keeps its neutral shape."""
