@@ -26,7 +26,7 @@ def points(portrait):
 @pytest.fixture(scope="module")
 def engine(portrait, points):
     e = create_engine("warp")
-    e.prepare([portrait], points, {})
+    e.prepare([portrait], points)
     return e
 
 
@@ -92,7 +92,7 @@ def test_a_blink_pulls_the_upper_lid_down(engine, portrait, points):
 def test_landmarks_outside_the_image_are_refused(portrait):
     e = create_engine("warp")
     with pytest.raises(BadInput, match="outside the image"):
-        e.prepare([portrait], np.full((68, 2), -5000, np.float32) + np.random.rand(68, 2).astype(np.float32), {})
+        e.prepare([portrait], np.full((68, 2), -5000, np.float32) + np.random.rand(68, 2).astype(np.float32))
 
 
 def test_unknown_engines_are_named():

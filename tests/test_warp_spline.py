@@ -38,7 +38,7 @@ def test_scipy_spline_matches_the_handwritten_solve():
     portrait = decode_portrait(png.tobytes(), "astronaut.png")
     points = get_detector("mediapipe").detect(portrait.srgb8)[0].points
     e = create_engine("warp")
-    e.prepare([portrait], points, {})
+    e.prepare([portrait], points)
     rng = np.random.default_rng(3)
     for trial in range(3):
         t = points + rng.normal(0, 3, points.shape) + [4.0 * trial, -2.0]

@@ -40,7 +40,7 @@ class FramePatch:
 class Engine(Protocol):
     name: str
 
-    def prepare(self, portraits: list, points: np.ndarray, settings: RenderSettings,
+    def prepare(self, portraits: list, points: np.ndarray, settings: RenderSettings | None = None,
                 on_progress: Callable[[str, int, int], None] | None = None) -> None: ...
 
     def render(self, targets: np.ndarray) -> FramePatch: ...

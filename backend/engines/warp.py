@@ -62,10 +62,11 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 class WarpEngine:
     name = "warp"
 
-    def prepare(self, portraits: list, points: np.ndarray, settings: RenderSettings,
+    def prepare(self, portraits: list, points: np.ndarray, settings: RenderSettings | None = None,
                 on_progress: Callable[[str, int, int], None] | None = None) -> None:
-        """Fix the geometry for a job: portraits[0] is warped; ``points`` are its 68 landmarks."""
-        self.mouth_interior = settings.warp.mouth_interior
+        """Fix the geometry for a job: portraits[0] is warped; ``points`` are its 68 landmarks;
+        ``settings`` the job's (its ``warp`` part; None: the defaults)."""
+        self.mouth_interior = (settings or RenderSettings()).warp.mouth_interior
         portrait = portraits[0]
         self.src = portrait.linear
         h, w = self.src.shape[:2]

@@ -106,7 +106,7 @@ def warp_reenact(image: np.ndarray, points: np.ndarray, targets: np.ndarray) -> 
 
     portrait = Portrait(SRGB8_TO_LINEAR[image], image, "shot", "evaluation")
     engine = WarpEngine()
-    engine.prepare([portrait], points, {})
+    engine.prepare([portrait], points)
     out = []
     for t in targets:
         patch = engine.render(t)
