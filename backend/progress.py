@@ -23,14 +23,18 @@ class Progress:
         # A bar redraws often; a farm's progress every second; plain lines (logs) every few seconds.
         self.min_interval_s = min_interval_s if min_interval_s is not None else (
             0.1 if self.tty else 1.0 if self.openjd else 5.0)
-        self.start = time.monotonic()
         self._last = -1e9
         self.done = 0
+        # (time, done) when the first unit was done: the rate counts from there, since the time to it
+        # (loading, preparing, or a bar made on the first frame) says nothing about the pace after.
+        self._first: tuple[float, int] | None = None
         self._drawn = None  # (done, note) of the last line drawn
 
     def update(self, done: int, note: str = "") -> None:
         self.done = done
         now = time.monotonic()
+        if self._first is None and done > 0:
+            self._first = (now, done)
         if now - self._last >= self.min_interval_s or done >= self.total:
             self._last = now
             self._draw(note)
@@ -41,12 +45,17 @@ class Progress:
         elif self._drawn != (self.done, note):  # a log line says the final state once
             self._draw(note)
 
+    def rate_text(self) -> str:
+        """'4.2/s' over the units done since the first one; '' until there is a second."""
+        if self._first is None or self.done <= self._first[1]:
+            return ""
+        elapsed = time.monotonic() - self._first[0]
+        return f"{(self.done - self._first[1]) / elapsed:.1f}/s" if elapsed > 0 else ""
+
     def _draw(self, note: str, final: bool = False) -> None:
         self._drawn = (self.done, note)
-        elapsed = time.monotonic() - self.start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
         frac = self.done / self.total if self.total else 1.0
-        tail = f"{self.done}/{self.total} {rate:.1f}/s {note}".rstrip()
+        tail = " ".join(part for part in (f"{self.done}/{self.total}", self.rate_text(), note) if part)
         if self.openjd:
             self.stream.write(f"openjd_progress: {frac * 100:.1f}\nopenjd_status: {self.label} {tail}\n")
         elif self.tty:
