@@ -221,6 +221,10 @@ class WarpOptions:
 
     mouth_interior: bool = setting(True, check=_flag_value,
                                    help="warp engine: paint a mouth interior when the mouth opens")
+    person_matte: bool = setting(True, check=_flag_value,
+                                 help="warp engine: separate the person from the background (selfie "
+                                      "segmentation) so the background never moves; off: the old "
+                                      "window around the face")
 
     __post_init__ = _raise_problems
 

@@ -1,12 +1,18 @@
 """The classical engine: a dense, smooth landmark-driven warp of the full-resolution portrait.
 
-No weights, runs anywhere. Per frame, a thin-plate spline maps each output pixel back to where it
-comes from in the portrait, fitted on the 68 landmarks, forehead points that follow the head, and a
-ring of fixed anchors around the face; a smooth window makes the displacement exactly zero beyond the
-ring, so the background never moves. The spline is evaluated on a coarse grid and upsampled (it is
-smooth, so nothing is lost) and the portrait is resampled once, in linear light. A mouth that opens
-wider than the portrait's own gets a painted interior instead of stretched lips; eyelids follow the
-lid landmarks down over the eye for blinks.
+No weights, runs anywhere. Per frame:
+
+- the head's rigid motion (a similarity fitted on the stable points) carries the face, the hair and a
+  hat as one piece; a thin-plate spline adds the expression on top of it, fitted on the 68 landmarks,
+  forehead points and a ring of anchors around the face where it fades to zero. It is evaluated on a
+  coarse grid and upsampled (it is smooth, so nothing is lost). Below the chin the motion fades out
+  over the neck, so the jaw never drags the collar or the shoulders;
+- the person (mediapipe's selfie segmentation, found once in ``prepare``) is resampled once, bicubically
+  in linear light, and laid with its warped matte over a clean plate of the background, so the
+  background never bends and what a moving head uncovers is filled from the background around it;
+- lids close by sliding their own skin down over the eye (``warp_eyes``), and a mouth that opens wider
+  than the portrait's own gets an interior in the mouth's own tilted frame (``warp_mouth``): the
+  portrait's own teeth when they show, a synthesised one otherwise.
 """
 from __future__ import annotations
 
@@ -22,21 +28,22 @@ from livingportrait_wire.render_settings import RenderSettings
 
 from . import FramePatch
 from ..landmarks.similarity import fit_similarity
+from .warp_eyes import EYES, close_lid
+from .warp_mouth import MouthModel
+from .warp_person import layers, person_matte
 
 RING_POINTS = 40
-INNER_RADIUS = 1.25   # window is 1 inside this many face-ellipse radii
-OUTER_RADIUS = 1.75   # ... and exactly 0 from here on (anchors sit here too)
+INNER_RADIUS = 1.25   # the expression's spline is whole inside this many face-ellipse radii
+OUTER_RADIUS = 1.75   # ... and exactly 0 from here on (its anchors sit here)
+HEAD_RADIUS = 1.45    # the head's rigid motion is whole inside this (hair, a hat) ...
+REGION_RADIUS = 2.0   # ... and 0 from here on: the region a frame may change
 FOREHEAD_LIFT = 0.55  # forehead points: brows lifted by this fraction of the brow-to-chin height
+NECK = (0.05, 0.35)   # below the chin, motion fades from whole to 0 over this span (of the face height)
 
 
 # (upper, lower) point pairs of the eyelids and inner lips: an upper point must never pass below its
 # lower partner, or the warp would fold the image over itself.
 _LID_AND_LIP_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46), (61, 67), (62, 66), (63, 65))
-# Per eye: corner, upper lid pair, corner, lower lid pair (lower listed under the matching upper).
-_EYES = (((36, 39), (37, 38), (41, 40)), ((42, 45), (43, 44), (47, 46)))
-# Squeezing a whole eye into a slit makes the spline overshoot; the warp keeps this fraction of the
-# portrait's own lid gap and the lid closes the rest as paint.
-MIN_LID_GAP = 0.35
 
 
 def _unfold(t: np.ndarray) -> np.ndarray:
@@ -47,11 +54,6 @@ def _unfold(t: np.ndarray) -> np.ndarray:
             mid = (t[up] + t[lo]) / 2
             t[up], t[lo] = mid, mid
     return t
-
-
-def _polygon_area(poly: np.ndarray) -> float:
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -65,16 +67,19 @@ class WarpEngine:
     def prepare(self, portraits: list, points: np.ndarray, settings: RenderSettings | None = None,
                 on_progress: Callable[[str, int, int], None] | None = None) -> None:
         """Fix the geometry for a job: portraits[0] is warped; ``points`` are its 68 landmarks;
-        ``settings`` the job's (its ``warp`` part; None: the defaults)."""
-        self.mouth_interior = (settings or RenderSettings()).warp.mouth_interior
+        ``settings`` the job's (its ``warp`` part; None: the defaults). Everything that depends only
+        on the portrait (the person matte, the clean plate, the mouth's
+        light, grain and teeth) is found here, once."""
+        options = (settings or RenderSettings()).warp
+        self.mouth_interior = options.mouth_interior
         portrait = portraits[0]
         self.src = portrait.linear
         h, w = self.src.shape[:2]
         p = np.asarray(points, np.float64)
         self.points = p
-        self.iod = max(interocular_distance(p), 1.0)
         if not np.all(np.isfinite(p)):
             raise BadInput(f"{portrait.source}: portrait landmarks are not finite")
+        self.iod = max(interocular_distance(p), 1.0)
         brow_y, chin_y = p[17:27, 1].min(), p[8, 1]
         face_h = max(chin_y - brow_y, self.iod)
         top = brow_y - FOREHEAD_LIFT * face_h
@@ -87,9 +92,9 @@ class WarpEngine:
         self.forehead_src = p[[17, 19, 21, 22, 24, 26]] + up * FOREHEAD_LIFT * face_h
         angles = np.linspace(0, 2 * np.pi, RING_POINTS, endpoint=False)
         self.ring = self.center + OUTER_RADIUS * self.axes * np.stack([np.cos(angles), np.sin(angles)], 1)
-        # The region a frame may change: the window's support, clipped to the image.
-        lo = np.floor(self.center - OUTER_RADIUS * self.axes).astype(int)
-        hi = np.ceil(self.center + OUTER_RADIUS * self.axes).astype(int) + 1
+        # The region a frame may change: the head's support, clipped to the image.
+        lo = np.floor(self.center - REGION_RADIUS * self.axes).astype(int)
+        hi = np.ceil(self.center + REGION_RADIUS * self.axes).astype(int) + 1
         self.x0, self.y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
         self.x1, self.y1 = min(int(hi[0]), w), min(int(hi[1]), h)
         if self.x1 - self.x0 < 4 or self.y1 - self.y0 < 4:
@@ -105,147 +110,105 @@ class WarpEngine:
         xs, ys = np.meshgrid(np.arange(self.x0, self.x1, dtype=np.float32),
                              np.arange(self.y0, self.y1, dtype=np.float32))
         self.base_x, self.base_y = xs, ys
-        radius = np.sqrt(((xs - self.center[0]) / self.axes[0]) ** 2 + ((ys - self.center[1]) / self.axes[1]) ** 2)
-        self.window = (1.0 - _smoothstep((radius - INNER_RADIUS) / (OUTER_RADIUS - INNER_RADIUS))).astype(np.float32)
-        # Colour reference for a painted mouth interior: the portrait's own skin around the mouth.
-        mx0, my0 = np.floor(p[48:60].min(0)).astype(int)
-        mx1, my1 = np.ceil(p[48:60].max(0)).astype(int)
-        lips = self.src[max(my0, 0):max(my1, 1), max(mx0, 0):max(mx1, 1)]
-        self.skin = lips.reshape(-1, 3).mean(0) if lips.size else np.full(3, 0.2, np.float32)
-        self.source_mouth_area = _polygon_area(p[60:68])
-        self.lid_gaps = [float(np.mean(p[list(lower), 1] - p[list(upper), 1])) for _, upper, lower in _EYES]
+        # The motion is smooth everywhere, so all of it (head, expression, windows) is computed on the
+        # coarse grid and upsampled once; only the resampling itself runs per pixel.
+        radius = np.sqrt((((self.grid - self.center) / self.axes) ** 2).sum(1))
+        self.window = 1.0 - _smoothstep((radius - INNER_RADIUS) / (OUTER_RADIUS - INNER_RADIUS))
+        self.head_weight = 1.0 - _smoothstep((radius - HEAD_RADIUS) / (REGION_RADIUS - HEAD_RADIUS))
+        self.down = -up
+        self.face_h = face_h
+        # The person over a clean plate of the background (None: no person found, warp everything).
+        roi = (slice(self.y0, self.y1), slice(self.x0, self.x1))
+        matte = person_matte(portrait.srgb8) if options.person_matte else None
+        if matte is not None:
+            self.alpha = np.ascontiguousarray(matte[roi])
+            self.person, self.plate = layers(self.src[roi], portrait.srgb8[roi], self.alpha)
+        else:
+            self.alpha = self.person = self.plate = None
+        self.mouth = MouthModel(self.src, p, self.iod)
+        self.lid_gaps = [float(np.mean(p[list(lower), 1] - p[list(upper), 1])) for _, upper, lower in EYES]
 
     def render(self, targets: np.ndarray) -> FramePatch:
         """One frame: ``targets`` float32 (68, 2) portrait pixels -> the changed region."""
         t = _unfold(np.asarray(targets, np.float64))
-        t, closures = self._hold_lids_open(t)
         head = fit_similarity(self.points[list(STABLE_POINTS)], t[list(STABLE_POINTS)])
+        t, closures = self._hold_lids_open(t, head)
+        back = head.inverse()
+        # Expression: what the spline adds on top of the head's motion (zero on the forehead points
+        # and the ring).
         forehead_dst = head.apply(self.forehead_src)
         ctrl = np.concatenate([t, forehead_dst, self.ring])
-        back = np.concatenate([self.points, self.forehead_src, self.ring]) - ctrl
-        dx, dy = self._displacement(ctrl, back)
-        dx *= self.window
-        dy *= self.window
-        roi = cv2.remap(self.src, self.base_x + dx, self.base_y + dy, cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
-        moved = np.sqrt(dx * dx + dy * dy)
-        matte = _smoothstep(moved / (0.02 * self.iod)).astype(np.float32)
-        for eye, closure in zip(_EYES, closures):
+        residual = np.concatenate([self.points - back.apply(t), np.zeros((len(forehead_dst) + len(self.ring), 2))])
+        expression = self._spline_field(ctrl, residual)
+        # Where each output point's head point was in the portrait, and how much of the head's motion
+        # a point takes: all of it on the head, none beyond the region, fading out below this
+        # frame's chin so the neck stretches and the collar stays.
+        rigid = back.apply(self.grid) - self.grid
+        below = (self.grid - t[8]) @ self.down
+        lo, hi = NECK[0] * self.face_h, NECK[1] * self.face_h
+        carry = self.head_weight * (1.0 - _smoothstep((below - lo) / (hi - lo)))
+        field = carry[:, None] * (rigid + self.window[:, None] * expression)
+        dx, dy = self._upsample(field[:, 0]), self._upsample(field[:, 1])
+        moved = self._upsample(np.sqrt((field ** 2).sum(1)), cv2.INTER_LINEAR)
+        mx, my = self.base_x + dx, self.base_y + dy
+        matte = _smoothstep(moved * np.float32(1.0 / (0.02 * self.iod)))
+        if self.alpha is None:
+            roi = cv2.remap(self.src, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        else:
+            # The premultiplied person and its alpha, warped alike, over the still plate.
+            mx -= np.float32(self.x0)
+            my -= np.float32(self.y0)
+            roi = cv2.remap(self.person, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            a = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            roi += self.plate * (1.0 - a)[..., None]
+            matte = np.maximum(matte * np.maximum(a, self.alpha), np.abs(a - self.alpha))
+        np.maximum(roi, 0.0, out=roi)  # bicubic overshoot below black
+        offset = np.array([self.x0, self.y0], np.float64)
+        for eye, closure in zip(EYES, closures):
             if closure > 0.02:
-                roi, lid = self._close_lid(roi, t, eye, closure)
+                roi, lid = close_lid(roi, t, eye, closure, offset)
                 matte = np.maximum(matte, lid)
         if self.mouth_interior:
-            fill = self._mouth_mask(t)
+            fill = self.mouth.render(t, roi.shape[:2], offset)
             if fill is not None:
-                mask, strength = fill
-                interior = self._mouth_colours(t, mask.shape)
-                a = (mask * strength)[..., None]
-                roi = roi * (1 - a) + interior * a
-                matte = np.maximum(matte, mask * strength)
+                y0, x0, rgb, alpha = fill
+                hh, ww = alpha.shape
+                a = alpha[..., None]
+                box = roi[y0:y0 + hh, x0:x0 + ww]
+                roi[y0:y0 + hh, x0:x0 + ww] = box * (1 - a) + rgb * a
+                matte[y0:y0 + hh, x0:x0 + ww] = np.maximum(matte[y0:y0 + hh, x0:x0 + ww], alpha)
         return FramePatch(self.y0, self.x0, roi.astype(np.float32), matte)
 
-    def _hold_lids_open(self, t: np.ndarray) -> tuple[np.ndarray, list[float]]:
-        """Targets whose lids keep at least MIN_LID_GAP of the portrait's gap, and per eye how far
-        (0 open .. 1 shut) the lid should close beyond that, to be painted by ``_close_lid``."""
+    def _hold_lids_open(self, t: np.ndarray, head) -> tuple[np.ndarray, list[float]]:
+        """Targets whose upper lids keep the portrait's own opening (moved with the head), and per eye
+        how far (0 open .. 1 shut) the lid should close, for ``close_lid``."""
         t = t.copy()
         closures = []
-        for (_, upper, lower), gap in zip(_EYES, self.lid_gaps):
-            if gap <= 0.5:  # the portrait's eye is already shut: nothing to paint
+        for (_, upper, lower), gap in zip(EYES, self.lid_gaps):
+            wanted = float(np.mean(t[list(lower), 1] - t[list(upper), 1]))
+            if gap <= 0.5:  # the portrait's eye is already shut: nothing to close
                 closures.append(0.0)
                 continue
-            wanted = float(np.mean(t[list(lower), 1] - t[list(upper), 1]))
-            closures.append(float(np.clip(1.0 - wanted / gap, 0.0, 1.0)))
+            closures.append(float(np.clip(1.0 - wanted / (gap * head.scale), 0.0, 1.0)))
             for u, lo in zip(upper, lower):
-                t[u, 1] = min(t[u, 1], t[lo, 1] - MIN_LID_GAP * gap)
+                t[u] = t[lo] + head.matrix @ (self.points[u] - self.points[lo])
         return t, closures
 
-    def _close_lid(self, roi: np.ndarray, t: np.ndarray, eye, closure: float):
-        """Paint the eye shut by ``closure``: the skin just above the lid slides over the eye, with a
-        dark lash line where the lids meet. Returns (roi, mask of what was painted)."""
-        corners, upper, lower = eye
-        strength = float(_smoothstep((closure - 0.25) / 0.6))
-        if strength <= 0:
-            return roi, np.zeros(roi.shape[:2], np.float32)
-        outline = t[[corners[0], *upper, corners[1], *lower[::-1]]] - [self.x0, self.y0]
-        shift = 4
-        mask = np.zeros(roi.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.round(outline * (1 << shift)).astype(np.int32)], 255, cv2.LINE_AA, shift)
-        soft = max(0.02 * self.iod, 0.7)
-        mask = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), soft)
-        # Lid skin: the band just above the upper lid in this very frame.
-        gap = max(float(np.mean(t[list(lower), 1] - t[list(upper), 1])), 1.0)
-        x0, x1 = int(np.floor(outline[:, 0].min())), int(np.ceil(outline[:, 0].max())) + 1
-        y1 = int(np.floor(outline[[1, 2], 1].min()))
-        y0 = max(y1 - int(np.ceil(1.5 * gap)) - 2, 0)
-        band = roi[y0:max(y1, y0 + 1), max(x0, 0):max(x1, 1)]
-        skin = band.reshape(-1, 3).mean(0) if band.size else self.skin
-        a = (mask * strength)[..., None]
-        roi = roi * (1 - a) + skin * a
-        # Lashes: a darker line along the lower lid, where the closed lids meet.
-        line = np.zeros(roi.shape[:2], np.uint8)
-        lash = t[[corners[0], *lower, corners[1]]] - [self.x0, self.y0]
-        cv2.polylines(line, [np.round(lash * (1 << shift)).astype(np.int32)], False, 255,
-                      max(1, int(round(0.02 * self.iod))), cv2.LINE_AA, shift)
-        la = (cv2.GaussianBlur(line.astype(np.float32) / 255.0, (0, 0), soft * 0.6) * strength * 0.6)[..., None]
-        roi = roi * (1 - la) + roi * 0.35 * la
-        return roi, np.maximum(mask, la[..., 0]) * strength
+    def _upsample(self, coarse: np.ndarray, interpolation=cv2.INTER_CUBIC) -> np.ndarray:
+        """A field on the coarse grid, float32 (rh, rw) over the region."""
+        c = coarse.reshape(self.grid_shape).astype(np.float32)
+        full_w, full_h = (self.grid_shape[1] - 1) * self.step + 1, (self.grid_shape[0] - 1) * self.step + 1
+        fine = cv2.resize(c, (full_w, full_h), interpolation=interpolation)
+        return np.ascontiguousarray(fine[:self.y1 - self.y0, :self.x1 - self.x0])
 
-    def _displacement(self, ctrl: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Thin-plate spline through (ctrl -> values), evaluated over the region, float32 (rh, rw) x2.
+    def _spline_field(self, ctrl: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The thin-plate spline through (ctrl -> values) on the coarse grid, float64 (n, 2).
 
         scipy's RBFInterpolator solves and evaluates it (kernel r^2 log r plus an affine part); the
         coordinates are centred on the face and scaled by the inter-ocular distance so the system is
         well conditioned. A little smoothing keeps coinciding targets (a closed mouth) from making it
-        singular. It is evaluated on the coarse grid only and upsampled below."""
-        field = self._spline_field(ctrl, values)
-        rh, rw = self.y1 - self.y0, self.x1 - self.x0
-        out = []
-        for axis in range(2):
-            coarse = field[:, axis].reshape(self.grid_shape).astype(np.float32)
-            full_w, full_h = (self.grid_shape[1] - 1) * self.step + 1, (self.grid_shape[0] - 1) * self.step + 1
-            fine = cv2.resize(coarse, (full_w, full_h), interpolation=cv2.INTER_CUBIC)
-            out.append(np.ascontiguousarray(fine[:rh, :rw]))
-        return out[0], out[1]
-
-    def _spline_field(self, ctrl: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """The spline's values on the coarse grid, float64 (n, 2)."""
+        singular."""
         scale = self.iod
         spline = RBFInterpolator((ctrl - self.center) / scale, values / scale, kernel="thin_plate_spline",
                                  degree=1, smoothing=1e-4)
         return spline((self.grid - self.center) / scale) * scale
-
-    def _mouth_mask(self, t: np.ndarray):
-        """Soft mask of the opened mouth (rh, rw) and how much of it is new opening, or None."""
-        area = _polygon_area(t[60:68])
-        if area < 0.004 * self.iod ** 2 or area <= self.source_mouth_area:
-            return None
-        # Fully painted once the mouth is half again as open as the portrait's own, so a smiling
-        # portrait's teeth are not stretched into stripes.
-        strength = float(_smoothstep((area / max(self.source_mouth_area, 1e-6) - 1.0) / 0.5))
-        rh, rw = self.y1 - self.y0, self.x1 - self.x0
-        shift = 4  # sub-pixel polygon edges
-        poly = np.round((t[60:68] - [self.x0, self.y0]) * (1 << shift)).astype(np.int32)
-        mask = np.zeros((rh, rw), np.uint8)
-        cv2.fillPoly(mask, [poly], 255, lineType=cv2.LINE_AA, shift=shift)
-        sigma = max(0.015 * self.iod, 0.6)
-        mask = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), sigma)
-        return mask, strength
-
-    def _mouth_colours(self, t: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """A mouth interior in the portrait's own light: teeth under the upper lip, a dark throat,
-        a tongue toward the lower lip. float32 (rh, rw, 3) linear."""
-        top = t[61:64, 1].mean() - self.y0
-        bottom = t[65:68, 1].mean() - self.y0
-        rows = np.arange(shape[0], dtype=np.float32)[:, None]
-        v = np.clip((rows - top) / max(bottom - top, 1.0), 0.0, 1.0)  # 0 at the upper lip, 1 at the lower
-        light = float(np.clip(self.skin.mean() / 0.25, 0.25, 1.5))
-        teeth = np.array([0.55, 0.50, 0.42], np.float32) * light
-        throat = np.array([0.030, 0.008, 0.008], np.float32) * light
-        tongue = np.array([0.22, 0.06, 0.06], np.float32) * light
-        opening = (bottom - top) / self.iod
-        teeth_band = float(np.clip(opening * 0.9, 0.0, 0.28))  # teeth show as the jaw drops
-        w_teeth = 1.0 - _smoothstep((v - teeth_band * 0.6) / max(teeth_band * 0.5, 1e-3)) if teeth_band > 0.02 else v * 0
-        w_tongue = _smoothstep((v - 0.7) / 0.3)
-        colour = throat * (1 - w_tongue)[..., None] + tongue * w_tongue[..., None]
-        colour = colour * (1 - w_teeth)[..., None] + teeth * w_teeth[..., None]
-        return np.broadcast_to(colour, (shape[0], shape[1], 3))

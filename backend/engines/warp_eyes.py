@@ -1,0 +1,71 @@
+"""Blinks for the warp engine: the upper lid's own skin slides down over the eye.
+
+The spline keeps each eye at the portrait's own opening (squeezing an eye into a slit makes it
+overshoot and fold). The closing is done here, per eye, as a vertical resample of the lid: column by
+column, the band of skin between ``LID_BAND`` lid-gaps above the upper lid and the lid's edge is
+stretched down so that the edge (the lash line) lands where the blink wants it, and everything below
+that edge is hidden behind it. The lid's texture, crease and lashes come along; at full closure the
+upper lashes meet the lower lid, so the eye is shut, not painted over.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Per eye: corners, upper lid pair, lower lid pair (lower listed under the matching upper).
+EYES = (((36, 39), (37, 38), (41, 40)), ((42, 45), (43, 44), (47, 46)))
+LID_BAND = 1.6  # the skin above the lid that stretches, in lid gaps (at full closure it grows by 1/1.6)
+
+
+def _lid_curve(xs: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """A smooth lid line through (corner, two lid points, corner): a parabola by least squares,
+    pinned near the corners by the piecewise-linear line where the two differ."""
+    order = np.argsort(pts[:, 0])
+    px, py = pts[order, 0], pts[order, 1]
+    coef = np.polyfit(px, py, 2)
+    return np.polyval(coef, xs)
+
+
+def close_lid(roi: np.ndarray, t: np.ndarray, eye, closure: float, offset: np.ndarray):
+    """Close ``eye`` by ``closure`` (0 open .. 1 shut) in ``roi`` (changed in place) (float32 (h, w, 3), whose pixel 0 is
+    portrait pixel ``offset`` (x, y)); ``t`` are the frame's 68 points with the lid open.
+    Returns (roi, mask float32 (h, w) of the pixels that changed)."""
+    corners, upper, lower = eye
+    h, w = roi.shape[:2]
+    up_pts = t[[corners[0], *upper, corners[1]]] - offset
+    lo_pts = t[[corners[0], *lower, corners[1]]] - offset
+    x0 = int(np.floor(min(up_pts[:, 0].min(), lo_pts[:, 0].min()))) - 1
+    x1 = int(np.ceil(max(up_pts[:, 0].max(), lo_pts[:, 0].max()))) + 2
+    xs = np.arange(max(x0, 0), min(x1, w), dtype=np.float32)
+    if len(xs) < 2:
+        return roi, np.zeros((h, w), np.float32)
+    cx = np.clip(xs, up_pts[:, 0].min(), up_pts[:, 0].max())
+    u = _lid_curve(cx, up_pts)
+    lo = _lid_curve(cx, lo_pts)
+    gap = np.maximum(lo - u, 0.0)
+    # Beyond the corners the lid has no gap to close: fade the band out over two pixels.
+    inside = np.clip(1.0 - np.maximum(up_pts[:, 0].min() - xs, xs - up_pts[:, 0].max()) / 2.0, 0.0, 1.0)
+    gap = gap * inside
+    band = LID_BAND * gap.max() * np.sqrt(np.clip(gap / max(gap.max(), 1e-6), 0, 1)) + 1.0
+    top = u - band
+    new_edge = u + closure * gap
+    y0 = max(int(np.floor(top.min())) - 1, 0)
+    y1 = min(int(np.ceil(lo.max())) + 2, h)
+    if y1 - y0 < 2:
+        return roi, np.zeros((h, w), np.float32)
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    # Above the new edge: the band [top, u] stretched onto [top, new_edge]; below it: unchanged.
+    stretch = (u - top) / np.maximum(new_edge - top, 1e-6)
+    src_y = np.where((ys >= top) & (ys <= new_edge), top + (ys - top) * stretch, ys).astype(np.float32)
+    map_x = np.broadcast_to(xs[None, :], src_y.shape).astype(np.float32)
+    moved = cv2.remap(roi, map_x, src_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    # A faint shadow under the lid's edge: the lashes and the lid shade the eye below them.
+    below = np.clip((ys - new_edge) / max(0.25 * gap.max(), 1.0), 0.0, 1.0)
+    shade = 1.0 - 0.25 * closure * (1.0 - below) * (ys > new_edge) * (ys < lo)
+    moved = moved * shade[..., None]
+    changed = np.abs(src_y - ys) > 1e-3
+    mask_box = np.clip(changed.astype(np.float32) + (shade < 1), 0.0, 1.0)
+    roi[y0:y1, int(xs[0]):int(xs[-1]) + 1] = np.maximum(moved, 0.0)
+    mask = np.zeros((h, w), np.float32)
+    mask[y0:y1, int(xs[0]):int(xs[-1]) + 1] = mask_box
+    return roi, mask
