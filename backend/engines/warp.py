@@ -68,8 +68,8 @@ class WarpEngine:
                 on_progress: Callable[[str, int, int], None] | None = None) -> None:
         """Fix the geometry for a job: portraits[0] is warped; ``points`` are its 68 landmarks;
         ``settings`` the job's (its ``warp`` part; None: the defaults). Everything that depends only
-        on the portrait (the person matte, the clean plate, the mouth's
-        light, grain and teeth) is found here, once."""
+        on the portrait (the person matte, the clean plate, the mouth's light, grain and teeth) is
+        found here, once."""
         options = (settings or RenderSettings()).warp
         self.mouth_interior = options.mouth_interior
         portrait = portraits[0]
