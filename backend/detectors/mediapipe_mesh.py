@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..native_logs import without_native_chatter
 from . import Detection, largest_first
 
 # iBUG points 17-67 -> mesh vertices whose mean is that point (the jaw, 0-16, comes from _jaw).
@@ -76,17 +77,23 @@ class MediapipeMeshDetector:
     name = "mediapipe"
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5):
-        import mediapipe as mp  # heavy: only when a detector is made
-
         self.max_faces = max_faces
-        # full range (model 1) for small, distant faces; short range (model 0) as a second look for
-        # faces that fill the frame
-        self._finders = [mp.solutions.face_detection.FaceDetection(model_selection=m,
-                                                                   min_detection_confidence=min_confidence)
-                         for m in (1, 0)]
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-            min_detection_confidence=min_confidence)
+        with without_native_chatter():  # mediapipe's C++ start-up lines are not for users
+            import mediapipe as mp  # heavy: only when a detector is made
+
+            # full range (model 1) for small, distant faces; short range (model 0) as a second look for
+            # faces that fill the frame
+            self._finders = [mp.solutions.face_detection.FaceDetection(model_selection=m,
+                                                                       min_detection_confidence=min_confidence)
+                             for m in (1, 0)]
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=min_confidence)
+            # The graphs start their models on first use: once here, inside the quiet window.
+            blank = np.zeros((64, 64, 3), np.uint8)
+            for graph in (*self._finders, self._mesh):
+                graph.process(blank)
+        self._meshed = False  # FaceMesh starts its landmark model (and says so) on the first face
         self._features = _mapping_matrix()
 
     def _find_faces(self, image: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -133,7 +140,12 @@ class MediapipeMeshDetector:
         for score, box in sorted(self._find_faces(image), key=lambda f: -np.prod(f[1][2:] - f[1][:2])):
             if len(faces) == self.max_faces:
                 break
-            mesh = self._mesh_in(image, box)
+            if self._meshed:
+                mesh = self._mesh_in(image, box)
+            else:
+                with without_native_chatter():
+                    mesh = self._mesh_in(image, box)
+                self._meshed = mesh is not None
             if mesh is None:
                 continue
             points = np.concatenate([_jaw(mesh), self._features @ mesh])
