@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test addon blender-venvs clean
+.PHONY: setup demo test addon blender-venvs node clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,14 @@ blender-venvs: .venv-bpy42/.installed .venv-bpy50/.installed
 addon: $(STAMP)
 	$(PY) build_addon.py
 
-test: $(STAMP) blender-venvs
+# Flamenco job types are JavaScript: the farm tests compile ours under node (20 or newer), installed
+# from the distribution when this machine has none.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+node:
+	@command -v node >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs; }
+	@node --version
+
+test: $(STAMP) blender-venvs node
 	$(PY) -m pytest -q tests
 
 clean:

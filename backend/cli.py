@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except LivingPortraitError as err:
         return fail(args.command, err.message, 2)
+    except OSError as exc:  # a disk, a permission, a path: one line that names it, not a traceback
+        path = getattr(exc, "filename2", None) or exc.filename  # a rename names its destination second
+        where = f"{path}: " if path else ""
+        return fail(args.command, f"{where}{exc.strerror or exc}; check that the path exists, can be written and "
+                                  "has free space, then run the same command again", 2)
     except KeyboardInterrupt:
         print(f"livingportrait {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -15,7 +15,8 @@ import small_render_job
 from livingportrait_wire.landmarks import save_sequence
 
 REPO = Path(__file__).resolve().parents[1]
-LIVINGPORTRAIT = str(Path(sys.executable).with_name("livingportrait"))
+BIN = Path(sys.executable).parent  # the venv's bin: livingportrait, openjd, pycuerun
+LIVINGPORTRAIT = str(BIN / "livingportrait")
 
 
 @dataclass
@@ -62,5 +63,5 @@ def subprocess_env() -> dict[str, str]:
     """The environment for a subprocess running our command: this checkout's packages, the venv's bin
     first on PATH (so `livingportrait`, `openjd`, `pycuerun` resolve), and no farm variables leaking in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CUE_", "OPENJD_"))}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
     return env

@@ -73,7 +73,8 @@ def settings_from_args(args):
         value = getattr(args, flag[2:].replace("-", "_"))
         if owners[0][0] is None:
             top[owners[0][1].name] = value
-        elif value is not None:
+        elif value is not None and value != "":
+            # An empty value is a flag left out (farm job templates pass every parameter).
             # A flag of several engines: the chosen engine's, else the first that has it.
             part, f = next(((p, f) for p, f in owners if p == args.engine), owners[0])
             parts[part][f.name] = value
