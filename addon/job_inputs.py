@@ -10,6 +10,7 @@ import numpy as np
 
 from . import clip_tracks, frame_mapping, landmark_rig, preferences, properties
 from .wire.errors import BadInput
+from .wire.frame_writer import ensure_output_folder
 from .wire.landmarks import load_sequence
 from .wire.protocol import Limits
 from .wire.render_settings import FewShotOptions, RenderSettings
@@ -104,10 +105,5 @@ def output_folder(context, settings) -> str:
         raise BadInput(f"output folder {raw!r} is relative to the .blend, which is not saved yet; save the "
                        "file or choose an absolute output folder")
     path = os.path.abspath(bpy.path.abspath(raw))
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"output folder {path}: cannot be created ({exc.strerror}); choose another folder") from None
-    if not os.access(path, os.W_OK):
-        raise BadInput(f"output folder {path}: not writable; choose another folder")
+    ensure_output_folder(path)
     return path

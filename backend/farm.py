@@ -8,12 +8,10 @@ task leaves only whole frames behind.
 from __future__ import annotations
 
 import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from livingportrait_wire.atomic_write import is_temp_file, write_bytes_atomic
-from livingportrait_wire.errors import BadInput
+from livingportrait_wire.atomic_write import is_temp_file
+from livingportrait_wire.frame_writer import FrameWriter, ensure_output_folder
 
 from .exr import read_attributes
 from .frame_renderer import FrameRenderer, RenderSpec
@@ -25,19 +23,6 @@ class FarmResult:
     written: list[int]
     skipped: list[int]
     out_dir: str
-
-
-def ensure_output_folder(out_dir: str) -> None:
-    """Create ``out_dir`` if needed and prove it is writable, before any work is done."""
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, ".livingportrait-write-test.tmp")
-        with open(probe, "wb"):
-            pass
-        os.unlink(probe)
-    except OSError as exc:
-        raise BadInput(f"{out_dir}: the output folder cannot be written ({exc.strerror}); "
-                       "choose a folder you can write to") from None
 
 
 def remove_stray_temp_files(out_dir: str, name: str) -> None:
@@ -73,21 +58,15 @@ def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True, on_miss
 def write_frames(renderer: FrameRenderer, frames: list[int], out_dir: str, on_written=None) -> None:
     """Encode ``frames`` of a prepared renderer into ``out_dir``, each file atomically, in order.
 
-    A writer thread takes the files (write, fsync, rename) while the next frames are synthesised and
-    compressed; at most two finished frames wait for it, so memory stays bounded.
+    The client's FrameWriter takes the files (write, fsync, rename) while the next frames are
+    synthesised and compressed; a failed write stops the render with its error.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
-        waiting: deque = deque()
+    with FrameWriter() as writer:
         for frame, data in renderer.encoded(frames):
-            path = os.path.join(out_dir, renderer.filename(frame))
-            waiting.append((frame, writer.submit(write_bytes_atomic, path, data)))
-            while len(waiting) > 2 or (waiting and waiting[0][1].done()):
-                done, future = waiting.popleft()
-                future.result()  # a failed write stops the render with its error
+            writer.write(frame, os.path.join(out_dir, renderer.filename(frame)), data)
+            for done, _ in writer.finished():
                 if on_written:
                     on_written(done)
-        while waiting:
-            done, future = waiting.popleft()
-            future.result()
+        for done, _ in writer.finished(everything=True):
             if on_written:
                 on_written(done)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ProtocolError
+from .errors import BadInput, Cancelled, JobFailed, LivingPortraitError, ProtocolError
 from .protocol import (ACCEPTED, CANCEL, CLIENT_TYPES, CREDIT, DONE, ERROR, FRAME, HELLO, JOB_KINDS,
                        PING, PONG, PROGRESS, PROTOCOL_VERSION, RESULT, SUBMIT, WELCOME,
                        ErrorCode, Limits)
@@ -99,6 +99,16 @@ def encode(msg_type: str, msg_id: str, fields: dict | None = None,
 
 def error_frames(msg_id: str, code: str, message: str) -> list[bytes]:
     return encode(ERROR, msg_id, {"code": code, "message": message})
+
+
+def error_from(msg: Message) -> LivingPortraitError:
+    """The typed error an ERROR message carries (the inverse of ``error_frames``)."""
+    code, text = msg.header["code"], msg.header["message"]
+    if code == ErrorCode.CANCELLED:
+        return Cancelled(text)
+    if code in (ErrorCode.BAD_INPUT, ErrorCode.NO_FACE, ErrorCode.UNKNOWN_ENGINE):
+        return BadInput(text, code)
+    return JobFailed(text, code)
 
 
 def decode(frames: list, limits: Limits = Limits(), expect: frozenset = CLIENT_TYPES) -> Message:

@@ -22,9 +22,9 @@ def run(args) -> int:
 
     from livingportrait_wire.atomic_write import write_bytes_atomic
     from livingportrait_wire.client import BackendClient, FrameWritten, RenderJob
+    from livingportrait_wire.frame_writer import ensure_output_folder
     from livingportrait_wire.landmarks import save_sequence
 
-    from ..farm import ensure_output_folder
     from ..landmarks.performance import FPS, builtin_performance
     from ..preview import write_previews
     from ..progress import Progress

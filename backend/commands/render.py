@@ -138,9 +138,9 @@ def _run_remote(args, driver, frames, points, settings) -> int:
 
     from livingportrait_wire.client import BackendClient, CurveKeys, RenderJob
     from livingportrait_wire.errors import BadInput
+    from livingportrait_wire.frame_writer import ensure_output_folder
     from livingportrait_wire.naming import frame_spans
 
-    from ..farm import ensure_output_folder
     from ..frame_renderer import select_frames
     from ..images import read_portrait_file
 
