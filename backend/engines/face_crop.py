@@ -18,9 +18,9 @@ import numpy as np
 from livingportrait_backend.colorspace import linear_to_srgb8
 from livingportrait_backend.model_input import apply_affine
 
+from ..landmarks.forehead import forehead_points
 from . import FramePatch
 
-FOREHEAD_LIFT = 0.55  # forehead points: brows lifted by this fraction of the brow-to-chin height
 MATTE_GROW = 1.12     # the face hull is grown by this factor about its centre before feathering
 MATTE_FEATHER = 0.06  # Gaussian sigma of the matte, as a fraction of the crop side
 BORDER_FEATHER = 0.08  # fraction of the crop side over which the matte fades out at the crop's edge
@@ -40,13 +40,8 @@ def crop_face(linear: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
 
 
 def _face_outline(points: np.ndarray) -> np.ndarray:
-    """The 68 points plus forehead points (brows lifted along the face's up direction), float64 (74, 2)."""
-    p = np.asarray(points, np.float64)
-    up = p[27] - p[8]
-    face_h = max(float(np.linalg.norm(up)), 1e-6)
-    up /= face_h
-    forehead = p[[17, 19, 21, 22, 24, 26]] + up * FOREHEAD_LIFT * face_h
-    return np.concatenate([p, forehead])
+    """The 68 points plus the forehead points, float64 (74, 2)."""
+    return np.concatenate([np.asarray(points, np.float64), forehead_points(points)])
 
 
 class PasteBack:

@@ -26,8 +26,9 @@ from livingportrait_wire.errors import BadInput
 from livingportrait_wire.layout import STABLE_POINTS, interocular_distance
 from livingportrait_wire.render_settings import RenderSettings
 
-from . import FramePatch
+from ..landmarks.forehead import FOREHEAD_LIFT, face_up, forehead_points
 from ..landmarks.similarity import fit_similarity
+from . import FramePatch
 from .warp_eyes import EYES, close_lid
 from .warp_mouth import MouthModel
 from .warp_person import layers, person_matte
@@ -37,7 +38,6 @@ INNER_RADIUS = 1.25   # the expression's spline is whole inside this many face-e
 OUTER_RADIUS = 1.75   # ... and exactly 0 from here on (its anchors sit here)
 HEAD_RADIUS = 1.45    # the head's rigid motion is whole inside this (hair, a hat) ...
 REGION_RADIUS = 2.0   # ... and 0 from here on: the region a frame may change
-FOREHEAD_LIFT = 0.55  # forehead points: brows lifted by this fraction of the brow-to-chin height
 NECK = (0.05, 0.35)   # below the chin, motion fades from whole to 0 over this span (of the face height)
 
 
@@ -86,10 +86,7 @@ class WarpEngine:
         self.center = np.array([(p[:17, 0].min() + p[:17, 0].max()) / 2, (top + chin_y) / 2])
         self.axes = np.array([max((p[:17, 0].max() - p[:17, 0].min()) / 2, self.iod),
                               max((chin_y - top) / 2, self.iod)])
-        # Forehead points follow the head: brows lifted along the face's up direction.
-        up = p[27] - p[8]
-        up /= max(np.linalg.norm(up), 1e-6)
-        self.forehead_src = p[[17, 19, 21, 22, 24, 26]] + up * FOREHEAD_LIFT * face_h
+        self.forehead_src = forehead_points(p)  # they follow the head (see render)
         angles = np.linspace(0, 2 * np.pi, RING_POINTS, endpoint=False)
         self.ring = self.center + OUTER_RADIUS * self.axes * np.stack([np.cos(angles), np.sin(angles)], 1)
         # The region a frame may change: the head's support, clipped to the image.
@@ -115,7 +112,7 @@ class WarpEngine:
         radius = np.sqrt((((self.grid - self.center) / self.axes) ** 2).sum(1))
         self.window = 1.0 - _smoothstep((radius - INNER_RADIUS) / (OUTER_RADIUS - INNER_RADIUS))
         self.head_weight = 1.0 - _smoothstep((radius - HEAD_RADIUS) / (REGION_RADIUS - HEAD_RADIUS))
-        self.down = -up
+        self.down = -face_up(p)
         self.face_h = face_h
         # The person over a clean plate of the background (None: no person found, warp everything).
         roi = (slice(self.y0, self.y1), slice(self.x0, self.x1))
