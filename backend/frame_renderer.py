@@ -20,7 +20,7 @@ from livingportrait_wire.protocol import PROTOCOL_VERSION
 from livingportrait_wire.render_settings import RenderSettings
 
 from . import __version__
-from .engines import available_engines, create_engine
+from .engines import check_engine, create_engine
 from .exr import ExrFrameEncoder
 from .images import Portrait
 
@@ -107,9 +107,7 @@ class FrameRenderer:
             self.frames, self.missing_frames = select_frames(spec.driver, spec.frames)
         # The settings were checked when the spec was made; what this backend has is checked here,
         # before any expensive work (detection, fine-tuning).
-        if spec.engine not in available_engines():
-            raise BadInput(f"engine {spec.engine!r} is not available on this backend; choose one of "
-                           f"{', '.join(available_engines())}", code="unknown_engine")
+        check_engine(spec.engine)
         self.job_digest = job_digest(spec)
         # frame -> float32 (68, 2): the landmarks it shows, in portrait pixels (filled by prepare()).
         self.targets: dict[int, np.ndarray] = {}

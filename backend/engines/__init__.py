@@ -58,10 +58,15 @@ def available_engines() -> list[str]:
     return [name for name, (_, _, ok) in _REGISTRY.items() if ok()]
 
 
-def create_engine(name: str) -> Engine:
-    """A fresh engine instance. BadInput (code unknown_engine) for a name this backend lacks."""
+def check_engine(name: str) -> None:
+    """BadInput (code unknown_engine) when this backend lacks engine ``name``; cheap (imports nothing)."""
     if name not in _REGISTRY or not _REGISTRY[name][2]():
         raise BadInput(f"engine {name!r} is not available on this backend; choose one of "
                        f"{', '.join(available_engines())}", code="unknown_engine")
+
+
+def create_engine(name: str) -> Engine:
+    """A fresh engine instance. BadInput (code unknown_engine) for a name this backend lacks."""
+    check_engine(name)
     module, cls, _ = _REGISTRY[name]
     return getattr(importlib.import_module(module), cls)()
