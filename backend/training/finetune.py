@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from livingportrait_backend.model.config import ModelConfig
-from livingportrait_backend.model.losses import (ContentLoss, adversarial_generator, feature_matching,
-                                                 hinge_discriminator)
+from livingportrait_backend.model.gan_step import discriminator_hinge, frozen, generator_terms, optimizer_step
+from livingportrait_backend.model.losses import ContentLoss
 from livingportrait_backend.model.personalized import Personalization
 
 ProgressFn = Callable[[str, int, int], None]
@@ -89,6 +89,10 @@ def personalize(cfg: ModelConfig, nets: dict, shots: np.ndarray, opts: FineTuneO
     lw = cfg.losses
     content = ContentLoss.from_files(lw, opts.vgg19, opts.vggface).to(device)
 
+    def score(pair: torch.Tensor):
+        """D' with the personalised w'."""
+        return disc.score_with(pair, w_p)
+
     rng = np.random.default_rng(opts.seed)
     count = len(shots)
     batch = min(max(int(opts.batch), 1), count)
@@ -97,30 +101,13 @@ def personalize(cfg: ModelConfig, nets: dict, shots: np.ndarray, opts: FineTuneO
         report("finetune", step, opts.steps)
         pick = torch.from_numpy(rng.choice(count, batch, replace=False)).to(device)
         real, raster = x[pick, :3], x[pick, 3:]
-        real_x = torch.cat([real, raster], dim=1)
-
-        disc.requires_grad_(False)
-        fake = gen(raster, psi_p)
-        fake_x = torch.cat([fake, raster], dim=1)
-        with torch.no_grad():
-            _, real_feats = disc.score_with(real_x, w_p)
-        fake_score, fake_feats = disc.score_with(fake_x, w_p)
-        terms = content(fake, real)
-        loss_g = (sum(terms.values()) + lw.adversarial_weight * adversarial_generator(fake_score)
-                  + lw.feature_matching_weight * feature_matching(real_feats, fake_feats))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        disc.requires_grad_(True)
-        disc.W.requires_grad_(False)
-        disc.w0.requires_grad_(False)
-
-        scores, _ = disc.score_with(torch.cat([real_x, fake_x.detach()]), w_p)
-        real_score, fake_score_d = scores.chunk(2)
-        loss_d = hinge_discriminator(real_score, fake_score_d)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        with frozen(disc):
+            fake = gen(raster, psi_p)
+            terms, real_x, fake_x = generator_terms(content, lw, score, fake, real, raster)
+            loss_g = sum(terms.values())
+            optimizer_step(opt_g, loss_g)
+        loss_d, _, _ = discriminator_hinge(score, real_x, fake_x)
+        optimizer_step(opt_d, loss_d)
         losses.append(float(loss_g.detach()))
     report("finetune", opts.steps, opts.steps)
     gen.eval()

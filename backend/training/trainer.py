@@ -27,8 +27,8 @@ from livingportrait_backend.data.episodes import EpisodeLoader, Prefetcher
 from livingportrait_backend.data.source import held_out, open_dataset
 from livingportrait_backend.model import checkpoint
 from livingportrait_backend.model.config import ModelConfig
-from livingportrait_backend.model.losses import (ContentLoss, adversarial_generator, embedding_match,
-                                                 feature_matching, hinge_discriminator)
+from livingportrait_backend.model.gan_step import discriminator_hinge, frozen, generator_terms, optimizer_step
+from livingportrait_backend.model.losses import ContentLoss, embedding_match
 from livingportrait_backend.model.networks import build_networks
 from livingportrait_backend.model_input import shot_input
 from livingportrait_backend.progress import Progress
@@ -177,39 +177,25 @@ class Trainer:
         raster = torch.from_numpy(ep.target_raster).to(dev, non_blocking=True)
         video = torch.from_numpy(ep.video).to(dev)
         d = self.discriminator
-        real_x = torch.cat([real, raster], dim=1)
 
         # Generator step. D is called unwrapped (no DDP sync) and frozen: only E and G learn here.
-        d.requires_grad_(False)
-        with self._autocast():
-            fake, e = self.head_ddp(shots, raster)
-            fake_x = torch.cat([fake, raster], dim=1)
-            with torch.no_grad():
-                _, real_feats = d(real_x, video)
-            fake_score, fake_feats = d(fake_x, video)
-            terms = self.content(fake, real)
-            terms["adversarial"] = lw.adversarial_weight * adversarial_generator(fake_score)
-            terms["feature_matching"] = lw.feature_matching_weight * feature_matching(real_feats, fake_feats)
-            terms["embedding_match"] = lw.embedding_match_weight * embedding_match(d.W[video].detach(), e)
-        loss_g = sum(terms.values())
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        d.requires_grad_(True)
+        with frozen(d):
+            with self._autocast():
+                fake, e = self.head_ddp(shots, raster)
+                terms, real_x, fake_x = generator_terms(self.content, lw, lambda x: d(x, video), fake, real, raster)
+                terms["embedding_match"] = lw.embedding_match_weight * embedding_match(d.W[video].detach(), e)
+            loss_g = sum(terms.values())
+            optimizer_step(self.opt_g, loss_g)
 
-        # Discriminator steps on the same reals and the detached fakes, in one batched forward.
-        both = torch.cat([real_x, fake_x.detach()], dim=0)
+        # Discriminator steps on the same reals and the detached fakes; L_MCH also pulls W_i to e-hat.
         both_video = torch.cat([video, video])
         e_target = e.detach()
         for _ in range(self.cfg.training.d_steps_per_g_step):
             with self._autocast():
-                scores, _ = self.d_ddp(both, both_video)
-                real_score, fake_score_d = scores.chunk(2)
-                hinge = hinge_discriminator(real_score, fake_score_d)
+                hinge, real_score, fake_score_d = discriminator_hinge(lambda x: self.d_ddp(x, both_video),
+                                                                      real_x, fake_x)
                 mch_d = lw.embedding_match_weight * embedding_match(d.W[video], e_target)
-            self.opt_d.zero_grad(set_to_none=True)
-            (hinge + mch_d).backward()
-            self.opt_d.step()
+            optimizer_step(self.opt_d, hinge + mch_d)
 
         out = {f"loss_g/{k}": float(v.detach()) for k, v in terms.items()}
         out["loss_g/total"] = float(loss_g.detach())
