@@ -26,6 +26,21 @@ def test_track_prints_our_warnings_and_none_of_mediapipes_chatter(tmp_path):
         assert word not in result.stderr, result.stderr
 
 
+def test_render_prints_none_of_mediapipes_chatter(tmp_path):
+    # Rendering detects the portrait's face and segments the person: two mediapipe graphs start.
+    portrait = tmp_path / "astronaut.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    from livingportrait_backend.landmarks.performance import builtin_performance
+    from livingportrait_wire.landmarks import save_sequence
+
+    save_sequence(builtin_performance(seconds=0.25), tmp_path / "perf.npz")
+    result = run("-m", "livingportrait_backend", "render", "--portrait", portrait, "--driver", tmp_path / "perf.npz",
+                 "--frames", "1", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    for word in CHATTER:
+        assert word not in result.stderr, result.stderr
+
+
 def test_lines_written_while_filtering_pass_through_and_only_the_chatter_goes(tmp_path):
     script = """
 import logging, os, sys, threading

@@ -20,10 +20,13 @@ LOW, HIGH = 0.3, 0.7
 
 def person_matte(srgb8: np.ndarray) -> np.ndarray | None:
     """Soft person matte float32 (h, w) in 0..1, or None when the segmenter finds nobody."""
-    import mediapipe as mp
+    from ..native_logs import without_native_chatter
 
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
-        mask = seg.process(np.ascontiguousarray(srgb8[:, :, :3])).segmentation_mask
+    with without_native_chatter():  # mediapipe's C++ start-up lines are not for users
+        import mediapipe as mp
+
+        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+            mask = seg.process(np.ascontiguousarray(srgb8[:, :, :3])).segmentation_mask
     if mask is None or float(mask.max()) < 0.5:
         return None
     a = np.clip((mask.astype(np.float32) - LOW) / (HIGH - LOW), 0.0, 1.0)
