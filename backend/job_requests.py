@@ -59,7 +59,7 @@ def render_spec_from_message(msg: Message, limits: Limits) -> RenderSpec:
     portraits = msg.buffers.get("portrait", [])
     if not 1 <= len(portraits) <= limits.max_portraits:
         raise ProtocolError(f"a render job needs 1-{limits.max_portraits} 'portrait' buffers, got {len(portraits)}")
-    if any(not isinstance(p, bytes) for p in portraits):
+    if any(not isinstance(p, memoryview) for p in portraits):  # bytes buffers decode as views
         raise ProtocolError("'portrait' buffers must be encoded image bytes")
     driver = driver_from_message(msg, limits)
     frame_range = _int_pair(h["frame_range"], "frame_range") if h.get("frame_range") is not None else None

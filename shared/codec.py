@@ -53,7 +53,8 @@ FIELDS: dict[str, dict[str, tuple]] = {
 
 @dataclass
 class Message:
-    """A decoded message: ``type``, ``id``, the whole JSON ``header``, and buffers by name."""
+    """A decoded message: ``type``, ``id``, the whole JSON ``header``, and buffers by name: numpy arrays
+    (``kind`` array) or read-only memoryviews (``kind`` bytes), both views of the received frames."""
 
     type: str
     id: str
@@ -112,24 +113,29 @@ def error_from(msg: Message) -> LivingPortraitError:
 
 
 def decode(frames: list, limits: Limits = Limits(), expect: frozenset = CLIENT_TYPES) -> Message:
-    """Validate and decode multipart ``frames`` (bytes or zmq.Frame). Raises ProtocolError only."""
+    """Validate and decode multipart ``frames`` (bytes or zmq.Frame). Raises ProtocolError only.
+
+    Nothing is copied: a zmq.Frame's buffers come back as read-only views of the received message (an
+    array's ``base`` chain, or the memoryview itself for ``bytes`` buffers, keeps the frame alive), so
+    a received EXR goes to disk, and an array to the engine, without another copy of its bytes."""
     if not frames:
         raise ProtocolError("empty message")
     if len(frames) - 1 > limits.max_buffers:
         raise ProtocolError(f"message has {len(frames) - 1} buffers; the limit is {limits.max_buffers}",
                             ErrorCode.TOO_LARGE)
-    raw = [bytes(getattr(f, "buffer", f)) for f in frames]
-    total = sum(len(r) for r in raw)
+    raw = [_readonly(getattr(f, "buffer", f)) for f in frames]
+    total = sum(r.nbytes for r in raw)
     if total > limits.max_message_bytes:
         raise ProtocolError(f"message is {total} bytes; the limit is {limits.max_message_bytes}",
                             ErrorCode.TOO_LARGE)
-    if len(raw[0]) > limits.max_header_bytes:
-        raise ProtocolError(f"header is {len(raw[0])} bytes; the limit is {limits.max_header_bytes}",
+    if raw[0].nbytes > limits.max_header_bytes:
+        raise ProtocolError(f"header is {raw[0].nbytes} bytes; the limit is {limits.max_header_bytes}",
                             ErrorCode.TOO_LARGE)
-    if _nesting_depth(raw[0]) > MAX_NESTING:
+    head = raw[0].tobytes()
+    if _nesting_depth(head) > MAX_NESTING:
         raise ProtocolError(f"header nests deeper than {MAX_NESTING} levels")
     try:
-        header = json.loads(raw[0].decode("utf-8"))
+        header = json.loads(head.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"header is not valid UTF-8 JSON ({exc.__class__.__name__})") from None
     if not isinstance(header, dict):
@@ -149,6 +155,14 @@ def decode(frames: list, limits: Limits = Limits(), expect: frozenset = CLIENT_T
     _check_fields(msg_type, header)
     buffers = _decode_buffers(header, raw[1:], limits)
     return Message(msg_type, msg_id, header, buffers)
+
+
+def _readonly(data) -> memoryview:
+    """A flat, read-only byte view of ``data`` (bytes, a zmq.Frame's buffer, any buffer)."""
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view.toreadonly()
 
 
 def readable_id(frames: list) -> str:
@@ -193,7 +207,7 @@ def _check_fields(msg_type: str, header: dict) -> None:
         raise ProtocolError("credit message must grant between 1 and 1000000 credits")
 
 
-def _decode_buffers(header: dict, data: list[bytes], limits: Limits) -> dict[str, list]:
+def _decode_buffers(header: dict, data: list[memoryview], limits: Limits) -> dict[str, list]:
     descs = header.get("buffers", [])
     if not isinstance(descs, list):
         raise ProtocolError("header field 'buffers' must be a list")
@@ -204,10 +218,10 @@ def _decode_buffers(header: dict, data: list[bytes], limits: Limits) -> dict[str
         if not isinstance(desc, dict) or not isinstance(desc.get("name"), str) or not desc["name"]:
             raise ProtocolError(f"buffer {i}: description must be an object with a 'name'")
         nbytes = desc.get("nbytes")
-        if type(nbytes) is not int or nbytes != len(blob):
-            raise ProtocolError(f"buffer {i} ('{desc['name']}'): declares {nbytes!r} bytes but carries {len(blob)}")
-        if len(blob) > limits.max_buffer_bytes:
-            raise ProtocolError(f"buffer {i} ('{desc['name']}') is {len(blob)} bytes; the limit is "
+        if type(nbytes) is not int or nbytes != blob.nbytes:
+            raise ProtocolError(f"buffer {i} ('{desc['name']}'): declares {nbytes!r} bytes but carries {blob.nbytes}")
+        if blob.nbytes > limits.max_buffer_bytes:
+            raise ProtocolError(f"buffer {i} ('{desc['name']}') is {blob.nbytes} bytes; the limit is "
                                 f"{limits.max_buffer_bytes}", ErrorCode.TOO_LARGE)
         kind = desc.get("kind")
         if kind == "array":
@@ -223,7 +237,7 @@ def _decode_buffers(header: dict, data: list[bytes], limits: Limits) -> dict[str
     return out
 
 
-def _decode_array(i: int, desc: dict, blob: bytes) -> np.ndarray:
+def _decode_array(i: int, desc: dict, blob: memoryview) -> np.ndarray:
     dtype, shape = desc.get("dtype"), desc.get("shape")
     if dtype not in ALLOWED_DTYPES:
         raise ProtocolError(f"buffer {i}: dtype {dtype!r} is not allowed; use one of {sorted(ALLOWED_DTYPES)}")
@@ -231,7 +245,7 @@ def _decode_array(i: int, desc: dict, blob: bytes) -> np.ndarray:
             or not all(type(s) is int and 0 <= s <= 2**31 for s in shape)):
         raise ProtocolError(f"buffer {i}: shape must be a list of at most 8 non-negative integers")
     dt = np.dtype(dtype).newbyteorder("<")
-    if math.prod(shape) * dt.itemsize != len(blob):
+    if math.prod(shape) * dt.itemsize != blob.nbytes:
         raise ProtocolError(f"buffer {i} ('{desc['name']}'): shape {shape} of {dtype} needs "
-                            f"{math.prod(shape) * dt.itemsize} bytes but {len(blob)} were sent")
+                            f"{math.prod(shape) * dt.itemsize} bytes but {blob.nbytes} were sent")
     return np.frombuffer(blob, dtype=dt).reshape(shape).astype(dt.newbyteorder("="), copy=False)

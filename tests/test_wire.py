@@ -25,6 +25,34 @@ def test_array_and_bytes_buffers_round_trip():
     assert msg.one("portrait") == b"\x89PNG..."
 
 
+def test_received_buffers_are_read_only_views_that_outlive_the_socket():
+    import gc
+
+    import zmq
+
+    arr = np.arange(200_000, dtype=np.float32).reshape(1000, 100, 2)  # past pyzmq's copy threshold
+    blob = bytes(range(256)) * 4096
+    ctx = zmq.Context()
+    push, pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    port = push.bind_to_random_port("tcp://127.0.0.1")
+    pull.connect(f"tcp://127.0.0.1:{port}")
+    push.send_multipart(encode(SUBMIT, "job1", {"kind": "render"},
+                               [array_buffer("landmarks", arr), bytes_buffer("video", blob, "video")]))
+    frames = pull.recv_multipart(copy=False)
+    assert isinstance(frames[1], zmq.Frame)
+    msg = decode(frames)
+    landmarks, video = msg.one("landmarks"), msg.one("video")
+    del frames, msg
+    push.close(linger=0)
+    pull.close(linger=0)
+    ctx.term()
+    gc.collect()
+    np.testing.assert_array_equal(landmarks, arr)  # the views keep the received frames alive
+    assert video == blob and bytes(video[:4]) == blob[:4]
+    assert not landmarks.flags.writeable and video.readonly
+    assert landmarks.copy().flags.writeable  # a consumer that must write takes its own copy
+
+
 def test_invalid_json_is_a_bad_message():
     with pytest.raises(ProtocolError) as err:
         decode([b"{not json"])
