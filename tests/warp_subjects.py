@@ -56,7 +56,7 @@ def with_glasses(rgb: np.ndarray, eyes: np.ndarray) -> np.ndarray:
 
 def oil_painting(rgb: np.ndarray) -> np.ndarray:
     """A painted look: OpenCV contrib's oil-painting filter."""
-    return cv2.xphoto.oilPainting(np.ascontiguousarray(rgb[:, :, ::-1]), 5, 1)[:, :, ::-1].copy()
+    return cv2.xphoto.oilPainting(np.ascontiguousarray(rgb[:, :, ::-1]), 3, 1)[:, :, ::-1].copy()
 
 
 def portraits() -> dict[str, np.ndarray]:

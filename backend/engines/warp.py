@@ -29,7 +29,7 @@ from livingportrait_wire.render_settings import RenderSettings
 from ..landmarks.forehead import FOREHEAD_LIFT, face_up, forehead_points
 from ..landmarks.similarity import fit_similarity
 from . import FramePatch
-from .warp_eyes import EYES, close_lid
+from .warp_eyes import BROWS, EYES, close_lid
 from .warp_mouth import MouthModel
 from .warp_person import layers, person_matte
 
@@ -139,14 +139,25 @@ class WarpEngine:
         expression = self._spline_field(ctrl, residual)
         # Where each output point's head point was in the portrait, and how much of the head's motion
         # a point takes: all of it on the head, none beyond the region, fading out below this
-        # frame's chin so the neck stretches and the collar stays.
+        # frame's jaw line so the neck stretches and the collar and shoulders stay.
         rigid = back.apply(self.grid) - self.grid
-        below = (self.grid - t[8]) @ self.down
+        jaw = t[:17][np.argsort(t[:17, 0])]
+        below = self.grid[:, 1] - np.interp(self.grid[:, 0], jaw[:, 0], jaw[:, 1])
         lo, hi = NECK[0] * self.face_h, NECK[1] * self.face_h
         carry = self.head_weight * (1.0 - _smoothstep((below - lo) / (hi - lo)))
-        field = carry[:, None] * (rigid + self.window[:, None] * expression)
-        dx, dy = self._upsample(field[:, 0]), self._upsample(field[:, 1])
-        moved = self._upsample(np.sqrt((field ** 2).sum(1)), cv2.INTER_LINEAR)
+        head_field = carry[:, None] * rigid
+        face_field = self.window[:, None] * expression
+        dx = self._upsample(head_field[:, 0])
+        dy = self._upsample(head_field[:, 1])
+        # The expression stops at the jaw line, sharply: the chin moves over the neck (an occluding
+        # edge), it does not drag the neck and the collar with it.
+        cols = np.arange(self.x0, self.x1, dtype=np.float64)
+        jaw_y = np.interp(cols, jaw[:, 0], jaw[:, 1]).astype(np.float32)
+        rows = np.arange(self.y0, self.y1, dtype=np.float32)[:, None]
+        face_side = np.clip((jaw_y[None, :] - rows) * np.float32(0.5) + np.float32(0.5), 0.0, 1.0)
+        dx += face_side * self._upsample(face_field[:, 0])
+        dy += face_side * self._upsample(face_field[:, 1])
+        moved = self._upsample(np.sqrt(((head_field + face_field) ** 2).sum(1)), cv2.INTER_LINEAR)
         mx, my = self.base_x + dx, self.base_y + dy
         matte = _smoothstep(moved * np.float32(1.0 / (0.02 * self.iod)))
         if self.alpha is None:
@@ -161,9 +172,9 @@ class WarpEngine:
             matte = np.maximum(matte * np.maximum(a, self.alpha), np.abs(a - self.alpha))
         np.maximum(roi, 0.0, out=roi)  # bicubic overshoot below black
         offset = np.array([self.x0, self.y0], np.float64)
-        for eye, closure in zip(EYES, closures):
+        for eye, brow, closure in zip(EYES, BROWS, closures):
             if closure > 0.02:
-                roi, lid = close_lid(roi, t, eye, closure, offset)
+                roi, lid = close_lid(roi, t, eye, closure, offset, brow)
                 matte = np.maximum(matte, lid)
         if self.mouth_interior:
             fill = self.mouth.render(t, roi.shape[:2], offset)

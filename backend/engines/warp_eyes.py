@@ -14,6 +14,9 @@ import numpy as np
 
 # Per eye: corners, upper lid pair, lower lid pair (lower listed under the matching upper).
 EYES = (((36, 39), (37, 38), (41, 40)), ((42, 45), (43, 44), (47, 46)))
+BROWS = ((17, 18, 19, 20, 21), (22, 23, 24, 25, 26))  # the brow over each eye, in EYES' order
+LASH = 0.3  # the lid's edge that keeps its size as it slides (the lashes), in lid gaps
+BROW_KEEP = 0.4  # the band stops this fraction of the lid-to-brow distance below the brow
 LID_BAND = 1.6  # the skin above the lid that stretches, in lid gaps (at full closure it grows by 1/1.6)
 
 
@@ -26,7 +29,7 @@ def _lid_curve(xs: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return np.polyval(coef, xs)
 
 
-def close_lid(roi: np.ndarray, t: np.ndarray, eye, closure: float, offset: np.ndarray):
+def close_lid(roi: np.ndarray, t: np.ndarray, eye, closure: float, offset: np.ndarray, brow=None):
     """Close ``eye`` by ``closure`` (0 open .. 1 shut) in ``roi`` (changed in place) (float32 (h, w, 3), whose pixel 0 is
     portrait pixel ``offset`` (x, y)); ``t`` are the frame's 68 points with the lid open.
     Returns (roi, mask float32 (h, w) of the pixels that changed)."""
@@ -48,15 +51,25 @@ def close_lid(roi: np.ndarray, t: np.ndarray, eye, closure: float, offset: np.nd
     gap = gap * inside
     band = LID_BAND * gap.max() * np.sqrt(np.clip(gap / max(gap.max(), 1e-6), 0, 1)) + 1.0
     top = u - band
+    if brow is not None:  # never stretch the brow: the band stays below it
+        b = t[list(brow)] - offset
+        order = np.argsort(b[:, 0])
+        brow_y = np.interp(xs, b[order, 0], b[order, 1])
+        top = np.maximum(top, brow_y + BROW_KEEP * (u - brow_y))
     new_edge = u + closure * gap
     y0 = max(int(np.floor(top.min())) - 1, 0)
     y1 = min(int(np.ceil(lo.max())) + 2, h)
     if y1 - y0 < 2:
         return roi, np.zeros((h, w), np.float32)
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-    # Above the new edge: the band [top, u] stretched onto [top, new_edge]; below it: unchanged.
-    stretch = (u - top) / np.maximum(new_edge - top, 1e-6)
-    src_y = np.where((ys >= top) & (ys <= new_edge), top + (ys - top) * stretch, ys).astype(np.float32)
+    # Above the new edge: the lid's edge (lashes, LASH lid gaps thick) slides down as it is, and the
+    # skin above it, [top, u - lash], unfolds over [top, new_edge - lash]; below the edge: unchanged.
+    lash = max(1.0, LASH * float(gap.max()))
+    edge_top = np.maximum(u - lash, top + 0.5)
+    stretch = (edge_top - top) / np.maximum(new_edge - lash - top, 1e-3)
+    src_y = np.where(ys > new_edge, ys,
+                     np.where(ys >= new_edge - lash, ys - (new_edge - u),
+                              np.where(ys >= top, top + (ys - top) * stretch, ys))).astype(np.float32)
     map_x = np.broadcast_to(xs[None, :], src_y.shape).astype(np.float32)
     moved = cv2.remap(roi, map_x, src_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     # A faint shadow under the lid's edge: the lashes and the lid shade the eye below them.

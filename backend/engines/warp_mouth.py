@@ -144,11 +144,11 @@ class MouthModel:
     def _synthesise(self, u, d_up, d_lo, opening, half):
         light = float(np.clip(self.skin.mean() / 0.25, 0.25, 1.5))
         tint = self.skin / max(float(self.skin.mean()), 1e-4)  # the portrait's light colour
-        throat = np.array([0.045, 0.012, 0.012], np.float32) * light
+        throat = np.array([0.022, 0.005, 0.005], np.float32) * light
         tongue = np.array([0.20, 0.055, 0.055], np.float32) * light
         teeth = np.array([0.52, 0.47, 0.40], np.float32) * light * np.clip(tint, 0.8, 1.2)
         depth = np.clip(np.minimum(d_up, d_lo) / np.maximum(opening / 2, 1.0), 0.0, 1.0)
-        shade = (0.45 + 0.55 * (1 - depth)) * (1 - 0.5 * u * u)
+        shade = (0.3 + 0.7 * (1 - depth) ** 2) * (1 - 0.5 * u * u)
         rgb = throat * shade[..., None]
         # Tongue: a rounded mound resting on the lower lip, lit from the front.
         r = np.sqrt((u / 0.7) ** 2 + (np.maximum(d_lo, 0) / np.maximum(0.45 * opening, 1.0)) ** 2)
