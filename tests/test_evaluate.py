@@ -110,3 +110,12 @@ def test_held_out_frames_are_disjoint_from_the_shots_and_deterministic():
     shots, held = split_video(64, 32, 16, seed=0, video=3)
     assert len(set(shots)) == 32 and len(set(held)) == 16 and not set(shots) & set(held)
     assert split_video(64, 32, 16, seed=0, video=3) == (shots, held)
+
+
+def test_psnr_is_decibels_of_the_mean_squared_error_and_infinite_for_identical_frames():
+    from livingportrait_backend.evaluation.metrics import psnr
+
+    real = np.full((8, 8, 3), 0.5, np.float32)
+    fake = real + np.float32(0.1)  # MSE 0.01 on a [0, 1] scale: 20 dB
+    assert psnr(real, fake) == pytest.approx(20.0, abs=1e-4)
+    assert psnr(real, real) == float("inf")

@@ -1,6 +1,7 @@
 """Image metrics of the paper's Table 1 on sRGB frames float32 (H, W, 3) in [0, 1].
 
-SSIM (Gaussian-free 7x7 windows, scikit-image's defaults, per channel, averaged), PSNR in dB and mean
+SSIM (Gaussian-free 7x7 windows, scikit-image's defaults, per channel, averaged), PSNR in dB (both
+scikit-image's) and mean
 absolute error (L1) on the [0, 1] scale are always available. FID and CSIM need networks whose weights
 the user supplies (``feature_metrics.py``).
 """
@@ -16,8 +17,10 @@ def ssim(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def psnr(real: np.ndarray, fake: np.ndarray) -> float:
-    mse = float(np.mean((real.astype(np.float64) - fake.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
+    from skimage.metrics import peak_signal_noise_ratio
+
+    with np.errstate(divide="ignore"):  # identical frames: infinite dB, not a warning
+        return float(peak_signal_noise_ratio(real, fake, data_range=1.0))
 
 
 def l1(real: np.ndarray, fake: np.ndarray) -> float:
