@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..security import generate_key_pair
+    from ..server.security import generate_key_pair
 
     public, secret = generate_key_pair(args.out, args.name)
     print(f"public key: {public}  (give it away: a server's to its clients, a client's to the server's "

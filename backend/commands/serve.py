@@ -49,7 +49,7 @@ def run(args) -> int:
     from livingportrait_wire.errors import BadInput
     from livingportrait_wire.protocol import Limits
 
-    from ..security import ServerCurve, check_bind_security
+    from ..server.security import ServerCurve, check_bind_security
     from ..server import Server, limit_malloc_arenas
 
     if args.workers < 1:

@@ -12,7 +12,7 @@ from typing import Callable
 from livingportrait_wire.codec import Message, encode
 from livingportrait_wire.protocol import ACCEPTED, DONE, FRAME, PROGRESS, Limits
 
-from .frame_renderer import FrameRenderer
+from ..frame_renderer import FrameRenderer
 from .job_requests import render_spec_from_message
 
 

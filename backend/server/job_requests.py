@@ -13,8 +13,8 @@ from livingportrait_wire.naming import check_name
 from livingportrait_wire.protocol import ErrorCode, Limits
 from livingportrait_wire.render_settings import RenderSettings
 
-from .images import decode_portrait
-from .frame_renderer import RenderSpec
+from ..frame_renderer import RenderSpec
+from ..images import decode_portrait
 
 DEFAULT_WINDOW = 4
 

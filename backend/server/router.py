@@ -1,4 +1,4 @@
-"""The backend server: a ZeroMQ ROUTER that runs jobs for several clients at once.
+"""The server's socket loop: a ZeroMQ ROUTER that runs jobs for several clients at once.
 
 One thread owns the ROUTER socket and never does pixel work: it decodes and checks each message,
 answers handshakes and pings, and hands jobs to a worker pool. Workers send their messages back
@@ -31,9 +31,9 @@ from livingportrait_wire.errors import Cancelled, LivingPortraitError, ProtocolE
 from livingportrait_wire.protocol import (CANCEL, CREDIT, HELLO, JOB_DETECT, PING, PONG, PROTOCOL_VERSION,
                                           SUBMIT, WELCOME, ErrorCode, Limits)
 
-from . import __version__
-from .detectors import available_detectors
-from .engines import available_engines
+from .. import __version__
+from ..detectors import available_detectors
+from ..engines import available_engines
 from .security import ServerCurve
 
 log = logging.getLogger("livingportrait.server")

@@ -18,8 +18,8 @@ from livingportrait_wire.codec import Message, array_buffer, encode
 from livingportrait_wire.errors import BadInput, Cancelled, ProtocolError
 from livingportrait_wire.protocol import ACCEPTED, DONE, PROGRESS, RESULT, ErrorCode, Limits
 
-from .landmarks.smoothing import SmoothingOptions
-from .landmarks.tracking import TrackOptions, open_frames, track_frames
+from ..landmarks.smoothing import SmoothingOptions
+from ..landmarks.tracking import TrackOptions, open_frames, track_frames
 
 
 def _images(msg: Message, limits: Limits):
