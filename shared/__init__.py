@@ -1,7 +1,7 @@
 """The wire between Living Portrait's add-on and backend: stdlib + numpy only.
 
 Vendored into the Blender extension, so nothing here imports torch, cv2 or bpy, and zmq is imported
-only inside the client when a connection is made.
+only inside connection.py when a connection is made.
 """
 from .errors import (BackendUnavailable, BadInput, Cancelled, JobFailed, LivingPortraitError,
                      ProtocolError)
