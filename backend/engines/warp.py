@@ -170,6 +170,8 @@ class WarpEngine:
             a = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             roi += self.plate * (1.0 - a)[..., None]
             matte = np.maximum(matte * np.maximum(a, self.alpha), np.abs(a - self.alpha))
+            # Exactly the portrait where nothing moved (the layers' sum is only equal to rounding).
+            np.copyto(roi, self.src[self.y0:self.y1, self.x0:self.x1], where=((dx == 0) & (dy == 0))[..., None])
         np.maximum(roi, 0.0, out=roi)  # bicubic overshoot below black
         offset = np.array([self.x0, self.y0], np.float64)
         for eye, brow, closure in zip(EYES, BROWS, closures):

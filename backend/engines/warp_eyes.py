@@ -15,6 +15,7 @@ import numpy as np
 # Per eye: corners, upper lid pair, lower lid pair (lower listed under the matching upper).
 EYES = (((36, 39), (37, 38), (41, 40)), ((42, 45), (43, 44), (47, 46)))
 BROWS = ((17, 18, 19, 20, 21), (22, 23, 24, 25, 26))  # the brow over each eye, in EYES' order
+OVERLAP = 0.15  # at full closure the upper lid passes the lower lid's line by this many lid gaps
 LASH = 0.3  # the lid's edge that keeps its size as it slides (the lashes), in lid gaps
 BROW_KEEP = 0.4  # the band stops this fraction of the lid-to-brow distance below the brow
 LID_BAND = 1.6  # the skin above the lid that stretches, in lid gaps (at full closure it grows by 1/1.6)
@@ -56,7 +57,8 @@ def close_lid(roi: np.ndarray, t: np.ndarray, eye, closure: float, offset: np.nd
         order = np.argsort(b[:, 0])
         brow_y = np.interp(xs, b[order, 0], b[order, 1])
         top = np.maximum(top, brow_y + BROW_KEEP * (u - brow_y))
-    new_edge = u + closure * gap
+    # Shut, the upper lashes come to rest just over the lower lid's edge.
+    new_edge = u + closure * (gap + OVERLAP * gap.max() * np.sqrt(gap / max(gap.max(), 1e-6)))
     y0 = max(int(np.floor(top.min())) - 1, 0)
     y1 = min(int(np.ceil(lo.max())) + 2, h)
     if y1 - y0 < 2:
@@ -74,7 +76,7 @@ def close_lid(roi: np.ndarray, t: np.ndarray, eye, closure: float, offset: np.nd
     moved = cv2.remap(roi, map_x, src_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     # A faint shadow under the lid's edge: the lashes and the lid shade the eye below them.
     below = np.clip((ys - new_edge) / max(0.25 * gap.max(), 1.0), 0.0, 1.0)
-    shade = 1.0 - 0.25 * closure * (1.0 - below) * (ys > new_edge) * (ys < lo)
+    shade = 1.0 - 0.25 * closure * (1.0 - below) * ((ys > new_edge) & (ys < lo))
     moved = moved * shade[..., None]
     changed = np.abs(src_y - ys) > 1e-3
     mask_box = np.clip(changed.astype(np.float32) + (shade < 1), 0.0, 1.0)
