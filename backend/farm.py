@@ -8,13 +8,14 @@ task leaves only whole frames behind.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from livingportrait_wire.atomic_write import is_temp_file
 from livingportrait_wire.frame_writer import FrameWriter, ensure_output_folder
 
 from .exr import read_attributes
 from .frame_renderer import FrameRenderer, RenderSpec
+from .prepare_cache import job_cache_dir
 from .progress import Progress
 
 
@@ -23,6 +24,7 @@ class FarmResult:
     written: list[int]
     skipped: list[int]
     out_dir: str
+    cache_hits: list[str] = field(default_factory=list)  # what preparation came from the job's cache
 
 
 def remove_stray_temp_files(out_dir: str, name: str) -> None:
@@ -35,7 +37,8 @@ def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True, on_miss
     """Render ``spec`` into ``out_dir``; returns which frames were written and which were skipped.
     ``on_missing(missing, rendering)`` hears of frames asked for that the performance does not have."""
     ensure_output_folder(out_dir)
-    renderer = FrameRenderer(spec)
+    # Chunks of one job share what only the portrait decides, through the cache beside the output.
+    renderer = FrameRenderer(spec, cache_dir=job_cache_dir(out_dir))
     if renderer.missing_frames and on_missing:
         on_missing(renderer.missing_frames, renderer.frames)
     remove_stray_temp_files(out_dir, spec.name)
@@ -52,7 +55,7 @@ def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True, on_miss
         write_frames(renderer, pending, out_dir, lambda frame: (written.append(frame), bar and bar.update(len(written))))
         if bar:
             bar.close()
-    return FarmResult(written, skipped, out_dir)
+    return FarmResult(written, skipped, out_dir, renderer.cache_hits)
 
 
 def write_frames(renderer: FrameRenderer, frames: list[int], out_dir: str, on_written=None) -> None:

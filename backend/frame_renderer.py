@@ -94,11 +94,14 @@ def select_frames(driver: LandmarkSequence, frames) -> tuple[list[int], list[int
 
 class FrameRenderer:
     def __init__(self, spec: RenderSpec, on_progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, cache_dir: str | None = None):
+        """``cache_dir``: the job's prepare cache (``prepare_cache.job_cache_dir``), or None for none."""
         if not spec.portraits:
             raise BadInput("a render job needs at least one portrait image")
         check_name(spec.name)
         self.spec = spec
+        self.cache_dir = cache_dir
+        self.cache_hits: list[str] = []  # what prepare() took from the cache
         self.cancel = cancel or threading.Event()
         self._report = on_progress
         if spec.frames is None and spec.frame_range:
@@ -137,7 +140,9 @@ class FrameRenderer:
         if spec.portrait_landmarks is not None:
             points = check_points(spec.portrait_landmarks)
         else:
-            points = detect_portrait_landmarks(portrait.srgb8, portrait.source, spec.detector).points
+            points = self._cached("portrait landmarks", "landmarks", (portrait.digest, spec.detector),
+                                  lambda: {"points": detect_portrait_landmarks(portrait.srgb8, portrait.source,
+                                                                               spec.detector).points})["points"]
         self.portrait_points = points
         self._check_cancel()
         driver = spec.driver
@@ -152,7 +157,12 @@ class FrameRenderer:
         self.targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
         self.on_progress("prepare", 0, 1)
         engine = create_engine(spec.engine)
+        # Engines that keep preparation on disk (``cache_dir``; warp's person layers, few-shot's
+        # personalised model) keep it in the job's cache and say so with ``cache_hit``.
+        engine.cache_dir = self.cache_dir
         engine.prepare(spec.portraits, points, spec.settings, self.on_progress)
+        if getattr(engine, "cache_hit", False):
+            self.cache_hits.append(f"{spec.engine} engine preparation")
         self.engine = engine
         self._encoder = ExrFrameEncoder(portrait.linear, level=spec.settings.zip_level, attributes={
             "livingportrait.engine": spec.engine,
@@ -163,6 +173,21 @@ class FrameRenderer:
             "livingportrait.job": self.job_digest,
         })
         self.on_progress("prepare", 1, 1)
+
+    def _cached(self, what: str, kind: str, key_parts: tuple, make) -> dict:
+        """``make()``'s arrays, from the job's prepare cache when it holds them (noted in cache_hits)."""
+        if self.cache_dir is None:
+            return make()
+        from . import prepare_cache
+
+        key = prepare_cache.entry_key(*key_parts)
+        arrays = prepare_cache.load_arrays(self.cache_dir, kind, key)
+        if arrays is not None:
+            self.cache_hits.append(what)
+            return arrays
+        arrays = make()
+        prepare_cache.save_arrays(self.cache_dir, kind, key, arrays)
+        return arrays
 
     def batches(self, frames: list[int]) -> list[list[int]]:
         """``frames`` in groups of the engine's preferred batch size (its ``batch``; 1 if it has none)."""

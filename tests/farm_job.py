@@ -27,10 +27,11 @@ class FarmJob:
     frames: int
     name: str = "shot"
 
-    def render_args(self, out: str, frames: str | None = None) -> list[str]:
-        """`livingportrait render` arguments (without the command) for this job into ``out``."""
-        args = ["render", "--portrait", self.portrait, "--portrait-landmarks", self.landmarks,
-                "--driver", self.driver, "--out", out, "--name", self.name]
+    def render_args(self, out: str, frames: str | None = None, landmarks: bool = True) -> list[str]:
+        """`livingportrait render` arguments (without the command) for this job into ``out``;
+        ``landmarks=False`` leaves the portrait's landmarks to the detector."""
+        args = ["render", "--portrait", self.portrait, "--driver", self.driver, "--out", out, "--name", self.name]
+        args += ["--portrait-landmarks", self.landmarks] if landmarks else []
         return args + (["--frames", frames] if frames else [])
 
 
@@ -46,11 +47,11 @@ def write_job(folder: Path, frames: int = 12, name: str = "shot") -> FarmJob:
     return FarmJob(str(portrait), str(landmarks), str(driver), frames, name)
 
 
-def render_in_process(job: FarmJob, out: Path) -> dict[str, bytes]:
+def render_in_process(job: FarmJob, out: Path, *extra: str, landmarks: bool = True) -> dict[str, bytes]:
     """One in-process render of every frame (the reference a farm's chunks must match)."""
     from livingportrait_backend.cli import main
 
-    assert main(job.render_args(str(out))) == 0
+    assert main(job.render_args(str(out), landmarks=landmarks) + list(extra)) == 0
     return exr_files(out)
 
 

@@ -119,6 +119,8 @@ def run(args) -> int:
     portraits = [read_portrait_file(path)[1] for path in args.portrait]
     spec = RenderSpec(portraits, driver, args.name, settings, None, points, frames)
     result = render_frames(spec, args.out, on_missing=warn_missing_frames)
+    if result.cache_hits:
+        print(f"reused from the job's prepare cache: {', '.join(result.cache_hits)}")
     print(f"wrote {len(result.written)} frame(s), skipped {len(result.skipped)} already complete, "
           f"in {os.path.abspath(args.out)}")
     return 0

@@ -91,12 +91,13 @@ class FewShotEngine:
                  "vggface": file_digest(opts.vggface) if opts.vggface else None}
         key = fewshot_cache.cache_key(file_digest(opts.checkpoint), [p.digest for p in portraits[:opts.shots]],
                                            shot_points, {**tune.key(), **extra})
-        personal = fewshot_cache.load(key)
+        root = getattr(self, "cache_dir", None)  # a farm job's prepare cache, else the user's cache
+        personal = fewshot_cache.load(key, root)
         self.cache_hit = personal is not None
         if personal is None:
             report("embed", 0, 1)
             personal = personalize(cfg, nets, shots, tune, self.device, report)
-            fewshot_cache.save(key, personal)
+            fewshot_cache.save(key, personal, root)
         else:
             report("cached", 1, 1)
         self.personal = personal

@@ -6,7 +6,8 @@ fine-tune settings). Each entry is ``<root>/personalized/<key>.safetensors``: ``
 fine-tuning, ``generator.*`` tensors, with the facts about how it was made as JSON in the metadata.
 Written atomically; an unreadable entry counts as a miss and is overwritten by the next fit.
 
-Root: ``$LIVINGPORTRAIT_CACHE`` or ``~/.cache/livingportrait``.
+Root: ``$LIVINGPORTRAIT_CACHE`` or ``~/.cache/livingportrait``; in farm mode, the job's prepare cache beside
+the output (``prepare_cache.py``), so every chunk of a job, on any host, reuses the first one's fit.
 """
 from __future__ import annotations
 
@@ -37,17 +38,19 @@ def cache_key(checkpoint_digest: str, shot_digests: list[str], shot_points: list
     return h.hexdigest()[:32]
 
 
-def entry_path(key: str) -> str:
-    return os.path.join(cache_root(), "personalized", f"{key}.safetensors")
+def entry_path(key: str, root: str | None = None) -> str:
+    """Where ``key``'s entry lives under ``root`` (default ``cache_root()``; a farm job passes its
+    prepare cache beside the output, so every chunk of the job finds the model the first one fitted)."""
+    return os.path.join(root or cache_root(), "personalized", f"{key}.safetensors")
 
 
-def load(key: str):
+def load(key: str, root: str | None = None):
     """The cached Personalization for ``key``, or None (absent or unreadable)."""
     from safetensors import SafetensorError, safe_open
 
     from ..model.personalized import Personalization
 
-    path = entry_path(key)
+    path = entry_path(key, root)
     if not os.path.isfile(path):
         return None
     try:
@@ -64,14 +67,14 @@ def load(key: str):
     return Personalization(tensors["psi"], state, info)
 
 
-def save(key: str, personal) -> str:
+def save(key: str, personal, root: str | None = None) -> str:
     """Store a Personalization under ``key`` (atomically); returns the file's path."""
     from safetensors.torch import save as to_bytes
 
     tensors = {"psi": personal.psi.contiguous()}
     for k, v in (personal.generator_state or {}).items():
         tensors[f"generator.{k}"] = v.contiguous()
-    path = entry_path(key)
+    path = entry_path(key, root)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_bytes_atomic(path, to_bytes(tensors, metadata={"format": FORMAT, "info": json.dumps(personal.info)}))
     return path

@@ -31,7 +31,7 @@ from ..landmarks.similarity import fit_similarity
 from . import FramePatch
 from .warp_eyes import BROWS, EYES, close_lid
 from .warp_mouth import MouthModel
-from .warp_person import layers, person_matte
+from .warp_person import person_layers
 
 RING_POINTS = 40
 INNER_RADIUS = 1.25   # the expression's spline is whole inside this many face-ellipse radii
@@ -116,12 +116,9 @@ class WarpEngine:
         self.face_h = face_h
         # The person over a clean plate of the background (None: no person found, warp everything).
         roi = (slice(self.y0, self.y1), slice(self.x0, self.x1))
-        matte = person_matte(portrait.srgb8) if options.person_matte else None
-        if matte is not None:
-            self.alpha = np.ascontiguousarray(matte[roi])
-            self.person, self.plate = layers(self.src[roi], portrait.srgb8[roi], self.alpha)
-        else:
-            self.alpha = self.person = self.plate = None
+        found = person_layers(portrait, roi, getattr(self, "cache_dir", None)) if options.person_matte else None
+        self.cache_hit = bool(found and found[3])
+        self.alpha, self.person, self.plate = found[:3] if found and found[0] is not None else (None, None, None)
         self.mouth = MouthModel(self.src, p, self.iod)
         self.lid_gaps = [float(np.mean(p[list(lower), 1] - p[list(upper), 1])) for _, upper, lower in EYES]
 

@@ -18,6 +18,30 @@ from ..colorspace import srgb_to_linear
 LOW, HIGH = 0.3, 0.7
 
 
+def person_layers(portrait, roi: tuple[slice, slice], cache_dir: str | None = None):
+    """(alpha, premultiplied person, clean plate, from_cache) inside ``roi`` of ``portrait`` (an
+    ``images.Portrait``); alpha, person and plate are None when the segmenter finds nobody. With a job's
+    ``cache_dir`` (farm chunks) they are read from it when an earlier chunk made them, else made and
+    stored: a chunk then never starts mediapipe."""
+    from .. import prepare_cache
+
+    key = prepare_cache.entry_key("warp-person", portrait.digest, [(s.start, s.stop) for s in roi], LOW, HIGH)
+    stored = prepare_cache.load_arrays(cache_dir, "warp", key) if cache_dir else None
+    if stored is not None:
+        if not stored:
+            return None, None, None, True
+        return stored["alpha"], stored["person"], stored["plate"], True
+    matte = person_matte(portrait.srgb8)
+    arrays = {}
+    if matte is not None:
+        alpha = np.ascontiguousarray(matte[roi])
+        person, plate = layers(portrait.linear[roi], portrait.srgb8[roi], alpha)
+        arrays = {"alpha": alpha, "person": person, "plate": plate}
+    if cache_dir:
+        prepare_cache.save_arrays(cache_dir, "warp", key, arrays)
+    return arrays.get("alpha"), arrays.get("person"), arrays.get("plate"), False
+
+
 def person_matte(srgb8: np.ndarray) -> np.ndarray | None:
     """Soft person matte float32 (h, w) in 0..1, or None when the segmenter finds nobody."""
     from ..native_logs import without_native_chatter
