@@ -77,7 +77,8 @@ def farm_reference(out_dir: str, **job_args) -> dict[str, bytes]:
     spec = RenderSpec([decode_portrait(job.portraits[0], "portrait")], job.driver, name=job.name,
                       portrait_landmarks=job.portrait_landmarks)
     render_frames(spec, out_dir, progress=False)
-    return {name: open(os.path.join(out_dir, name), "rb").read() for name in os.listdir(out_dir)}
+    return {name: open(os.path.join(out_dir, name), "rb").read() for name in os.listdir(out_dir)
+            if name.endswith(".exr")}
 
 
 def check_exr(path: str) -> bool:
