@@ -300,10 +300,12 @@ class RenderSettings:
     regions: tuple[str, ...] = setting(
         ("pose", "expression"), check=_regions, flag=True, cli_type=regions_from_text, metavar="LIST",
         help="what transfers: comma list of pose, expression, eyes, brows, mouth, jaw (default pose,expression)")
-    # Not a render flag: `render --smoothing` is the tracking option for a --driver video (track's own).
-    smoothing: float | None = setting(None, check=_smoothing,
-                                      help="One-Euro strength applied to the driver before retargeting "
-                                           "(None: as it came; the add-on's clip tracks and rigs)")
+    # `render --smoothing` is the tracking option for a --driver video (track's own); this one smooths
+    # a performance as given, as the add-on does for clip tracks and rigs (and its farm export).
+    smoothing: float | None = setting(None, check=_smoothing, flag="--driver-smoothing", metavar="STRENGTH|off",
+                                      help="smooth the performance before retargeting, as the add-on does for "
+                                           "clip tracks and rigs: a One-Euro strength (1 = default) or off "
+                                           "(default: the performance as it is)")
     zip_level: int = setting(DEFAULT_ZIP_LEVEL, check=_zip_level, flag=True, metavar="N",
                              help="EXR ZIP (deflate) level 1-9: 1 is fastest (default), 9 smallest; level 4 "
                                   "files are about 18% smaller and take half again as long to write")

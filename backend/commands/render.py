@@ -71,10 +71,11 @@ def settings_from_args(args):
     parts: dict = {name: {} for name in ENGINE_PARTS}
     for flag, owners in _settings_flags().items():
         value = getattr(args, flag[2:].replace("-", "_"))
+        if value == "":  # an empty value is a flag left out (farm job templates pass every parameter)
+            continue
         if owners[0][0] is None:
             top[owners[0][1].name] = value
-        elif value is not None and value != "":
-            # An empty value is a flag left out (farm job templates pass every parameter).
+        elif value is not None:
             # A flag of several engines: the chosen engine's, else the first that has it.
             part, f = next(((p, f) for p, f in owners if p == args.engine), owners[0])
             parts[part][f.name] = value

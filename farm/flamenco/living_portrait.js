@@ -45,6 +45,17 @@ const JOB_TYPE = {
           evalInfo: { showLinkButton: true, description: "The scene's frame range" } },
         { key: "chunk_size", type: "int32", default: 8, propargs: { min: 1, max: 1000 },
           description: "Frames per task; each task pays the start-up once" },
+        { key: "mode", type: "string", required: true, default: "relative", choices: ["relative", "absolute"],
+          description: "relative transfers the performer's motion; absolute their face shape too",
+          eval: "C.scene.living_portrait.motion_mode" },
+        { key: "expression_scale", type: "float", default: 1.0, propargs: { min: 0, max: 10 },
+          description: "Multiplies the expression motion (1 = as performed)",
+          eval: "C.scene.living_portrait.expression_scale" },
+        { key: "regions", type: "string", required: true, default: "pose,expression",
+          description: "What transfers: comma list of pose, expression, eyes, brows, mouth, jaw",
+          eval: "','.join(r for r in ('pose', 'expression', 'eyes', 'brows', 'mouth', 'jaw') if r in C.scene.living_portrait.regions)" },
+        { key: "driver_smoothing", type: "string", required: false, default: "",
+          description: "Optional: smooth the performance first (a strength, 1 = default, or off)" },
         { key: "engine", type: "string", required: true, default: "warp",
           choices: ["warp", "fewshot"],
           description: "Synthesis engine; fewshot needs a checkpoint",
@@ -66,11 +77,17 @@ function compileJob(job) {
         "--driver", settings.driver,
         "--out", settings.output_dir,
         "--name", settings.name,
+        "--mode", settings.mode,
+        "--expression-scale", String(settings.expression_scale),
+        "--regions", settings.regions,
         "--engine", settings.engine,
     ];
     // Optional settings: left out when empty, so the job is the one a plain command line renders.
     if (settings.portrait_landmarks) {
         common.push("--portrait-landmarks", settings.portrait_landmarks);
+    }
+    if (settings.driver_smoothing) {
+        common.push("--driver-smoothing", settings.driver_smoothing);
     }
     if (settings.checkpoint) {
         common.push("--checkpoint", settings.checkpoint);
