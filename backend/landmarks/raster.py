@@ -38,20 +38,24 @@ STROKES: tuple[Stroke, ...] = (
 _SHIFT = 4  # cv2 draws with 1/16 px sub-pixel precision
 
 
-def draw_landmarks(points: np.ndarray, size: int | tuple[int, int], thickness: int = 2) -> np.ndarray:
+def draw_landmarks(points: np.ndarray, size: int | tuple[int, int], thickness: int = 2,
+                   antialias: bool = True, background: int = 0) -> np.ndarray:
     """Draw one face's landmarks.
 
     ``points`` (68, 2) pixels, top-left origin, in the raster's own coordinates; ``size`` the raster's
     (width, height), or one int for a square; ``thickness`` line width in pixels.
     Returns float32 (height, width, 3) RGB in [0, 1], black background, anti-aliased lines.
+    ``antialias=False`` draws the bi-layer model's variant: points truncated to whole pixels, aliased
+    lines, on a background of ``background``/255 (its training drawings used 1).
     """
     width, height = (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
     pts = np.asarray(points, dtype=np.float64)
     if pts.shape != (68, 2):
         raise ValueError(f"draw_landmarks needs (68, 2) points, got {pts.shape}")
-    canvas = np.zeros((height, width, 3), np.uint8)
-    fixed = np.round(pts * (1 << _SHIFT)).astype(np.int32)
+    canvas = np.full((height, width, 3), background, np.uint8)
+    shift = _SHIFT if antialias else 0
+    fixed = np.round(pts * (1 << _SHIFT)).astype(np.int32) if antialias else pts.astype(np.int32)
     for stroke in STROKES:
         cv2.polylines(canvas, [fixed[list(stroke.indices)]], stroke.closed, stroke.colour,
-                      thickness=thickness, lineType=cv2.LINE_AA, shift=_SHIFT)
+                      thickness=thickness, lineType=cv2.LINE_AA if antialias else cv2.LINE_8, shift=shift)
     return canvas.astype(np.float32) * np.float32(1.0 / 255.0)
