@@ -110,7 +110,7 @@ class FrameRenderer:
             self.frames, self.missing_frames = select_frames(spec.driver, spec.frames)
         # The settings were checked when the spec was made; what this backend has is checked here,
         # before any expensive work (detection, fine-tuning).
-        check_engine(spec.engine)
+        check_engine(spec.engine, spec.settings)
         self.job_digest = job_digest(spec)
         # frame -> float32 (68, 2): the landmarks it shows, in portrait pixels (filled by prepare()).
         self.targets: dict[int, np.ndarray] = {}
@@ -156,7 +156,7 @@ class FrameRenderer:
         wanted = set(self.frames)
         self.targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
         self.on_progress("prepare", 0, 1)
-        engine = create_engine(spec.engine)
+        engine = create_engine(spec.engine, spec.settings)
         # Engines that keep preparation on disk (``cache_dir``; warp's person layers, few-shot's
         # personalised model) keep it in the job's cache and say so with ``cache_hit``.
         engine.cache_dir = self.cache_dir

@@ -237,7 +237,7 @@ class FewShotOptions:
     checkpoint: str | None = setting(
         None, check=_path, flag=True, metavar="DIR", cli_default=None,
         help="fewshot engine: model checkpoint folder (or its model.safetensors) on the backend machine; "
-             "relative paths resolve against $LIVINGPORTRAIT_MODELS")
+             "bilayer engine: the converted weights folder; relative paths resolve against $LIVINGPORTRAIT_MODELS")
     finetune_steps: int = setting(
         0, check=_whole(0, MAX_FINETUNE_STEPS), flag=True, metavar="N", cli_default=None,
         help="fewshot engine: fine-tune on the portrait shots for N steps (default 0: embed only)")
@@ -262,11 +262,20 @@ class FewShotOptions:
 
 @dataclass(frozen=True)
 class BilayerOptions:
-    """Options of the ``bilayer`` engine (the 2020 one-shot follow-up, converted public weights)."""
+    """Options of the ``bilayer`` engine (the 2020 one-shot follow-up, converted public weights). The
+    folder is ON THE BACKEND MACHINE; a relative one resolves against ``$LIVINGPORTRAIT_MODELS`` there."""
 
-    checkpoint: str | None = setting(None, check=_path, help="bilayer engine: converted weights folder")
-    device: str = setting("auto", check=_choice(DEVICES), help="bilayer engine: where the model runs")
-    precision: str = setting("auto", check=_choice(PRECISIONS), help="bilayer engine: arithmetic precision")
+    checkpoint: str | None = setting(
+        None, check=_path, flag=True, metavar="DIR", cli_default=None,
+        help="bilayer engine: the converted weights folder (`convert-weights bilayer`; default "
+             "$LIVINGPORTRAIT_MODELS/bilayer)")
+    device: str = setting("auto", check=_choice(DEVICES), flag=True, choices=DEVICES, cli_default=None,
+                          help="bilayer engine: where the model runs (default auto: a GPU if there is one)")
+    precision: str = setting("auto", check=_choice(PRECISIONS),
+                             help="bilayer engine: auto is fp16 on GPUs, fp32 on the CPU (bf16 is faster on "
+                                  "CPUs with AVX-512 BF16, less exact)")
+    batch: int | None = setting(None, check=_whole(1, 256, optional=True),
+                                help="frames per network call (default 8 on a GPU, 4 on the CPU)")
 
     __post_init__ = _raise_problems
 

@@ -1,4 +1,5 @@
-"""``livingportrait convert-weights``: published VGG19 / VGGFace weight files -> safetensors for training.
+"""``livingportrait convert-weights``: published VGG19 / VGGFace weight files -> safetensors for training,
+and the publisher's bi-layer runs -> the ``bilayer`` engine's converted folder (model/bilayer/convert.py).
 
 Reads torch files only with ``torch.load(weights_only=True)`` (tensors and plain containers; a file
 that needs arbitrary code to unpickle is refused) or safetensors, keeps the conv layers, and records
@@ -10,7 +11,8 @@ import argparse
 import json
 import os
 
-HELP = "Convert published VGG19 / VGGFace weights (.pth/.pt/.safetensors) into the safetensors files train reads"
+HELP = ("Convert published weights into safetensors: VGG19 / VGGFace for training, or the bi-layer model's "
+        "runs for the bilayer engine")
 
 # Conv layer names in the order of the VGG stacks (the "conv{block}_{n}" naming of Caffe/MatConvNet ports).
 _BLOCKS = {"vgg19": (2, 2, 4, 4, 4), "vggface": (2, 2, 3, 3, 3)}
@@ -18,10 +20,14 @@ _DEFAULT_CONVENTION = {"vgg19": None, "vggface": "vggface-dag"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("network", choices=("vgg19", "vggface"))
-    parser.add_argument("source", help="the published weights: a torchvision-style state dict "
-                                       "(features.N.weight) or a conv1_1-style port such as vgg_face_dag.pth")
-    parser.add_argument("--out", required=True, help="the safetensors file to write")
+    parser.add_argument("network", choices=("vgg19", "vggface", "bilayer"))
+    parser.add_argument("source", nargs="+",
+                        help="vgg19/vggface: the published weights, a torchvision-style state dict "
+                             "(features.N.weight) or a conv1_1-style port such as vgg_face_dag.pth; bilayer: the "
+                             "publisher's run folders (each with args.txt and checkpoints/<epoch>_<net>.pth), "
+                             "e.g. runs/vc2-hq_adrianb_paper_main runs/vc2-hq_adrianb_paper_enhancer")
+    parser.add_argument("--out", required=True,
+                        help="vgg19/vggface: the safetensors file to write; bilayer: the folder to write")
     parser.add_argument("--convention", help="the input the weights expect: torchvision (RGB 0..1, ImageNet "
                                              "mean/std), caffe (BGR 0..255 minus the mean pixel), or "
                                              "vggface-dag (RGB 0..255 minus the mean; default for vggface)")
@@ -115,6 +121,20 @@ def convert(network: str, source: str, out: str, convention: str | None) -> dict
 
 
 def run(args) -> int:
+    from livingportrait_wire.errors import BadInput
+
+    if args.network == "bilayer":
+        from livingportrait_backend.model.bilayer import convert_runs
+
+        summary = convert_runs(args.source, args.out)
+        total = sum(summary["parameters"].values())
+        print(f"wrote {args.out}: bilayer.safetensors + bilayer.json, {total / 1e6:.1f} M parameters")
+        for net, path in summary["sources"].items():
+            print(f"  {net}: {summary['parameters'][net] / 1e6:.1f} M from {path}")
+        return 0
+    if len(args.source) != 1:
+        raise BadInput(f"convert-weights {args.network}: give one source file, not {len(args.source)}")
+    args.source = args.source[0]
     meta = convert(args.network, args.source, args.out, args.convention)
     print(f"wrote {args.out}: {args.network}, input {meta['channel_order'].upper()} x {meta['scale']}, "
           f"mean {meta['mean']}, std {meta['std']}")

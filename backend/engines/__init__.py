@@ -46,27 +46,42 @@ class Engine(Protocol):
     def render(self, targets: np.ndarray) -> FramePatch: ...
 
 
-# name -> (module, class, a cheap check that it can run here)
-_REGISTRY: dict[str, tuple[str, str, Callable[[], bool]]] = {
-    "warp": ("livingportrait_backend.engines.warp", "WarpEngine", lambda: True),
+def _have(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _bilayer_ready(settings: RenderSettings | None) -> bool:
+    from .bilayer_weights import configured
+
+    return _have("torch", "safetensors") and configured(settings)
+
+
+# name -> (module, class, a cheap check that it can run here for a job's settings, or None: in general)
+_REGISTRY: dict[str, tuple[str, str, Callable[[RenderSettings | None], bool]]] = {
+    "warp": ("livingportrait_backend.engines.warp", "WarpEngine", lambda settings=None: True),
     "fewshot": ("livingportrait_backend.engines.fewshot", "FewShotEngine",
-                lambda: all(importlib.util.find_spec(m) is not None for m in ("torch", "safetensors"))),
+                lambda settings=None: _have("torch", "safetensors")),
+    # Offered only when converted weights are configured ($LIVINGPORTRAIT_MODELS/bilayer, or the job's own
+    # bilayer.checkpoint), as fan is offered only when its weights are in place.
+    "bilayer": ("livingportrait_backend.engines.bilayer", "BilayerEngine", _bilayer_ready),
 }
 
 
-def available_engines() -> list[str]:
-    return [name for name, (_, _, ok) in _REGISTRY.items() if ok()]
+def available_engines(settings: RenderSettings | None = None) -> list[str]:
+    """Engines usable here: in general (the handshake), or for a job whose ``settings`` may name model files."""
+    return [name for name, (_, _, ok) in _REGISTRY.items() if ok(settings)]
 
 
-def check_engine(name: str) -> None:
-    """BadInput (code unknown_engine) when this backend lacks engine ``name``; cheap (imports nothing)."""
-    if name not in _REGISTRY or not _REGISTRY[name][2]():
+def check_engine(name: str, settings: RenderSettings | None = None) -> None:
+    """BadInput (code unknown_engine) when this backend lacks engine ``name`` (for a job's ``settings``,
+    which may name model files); cheap (imports nothing)."""
+    if name not in _REGISTRY or not _REGISTRY[name][2](settings):
         raise BadInput(f"engine {name!r} is not available on this backend; choose one of "
-                       f"{', '.join(available_engines())}", code="unknown_engine")
+                       f"{', '.join(available_engines(settings))}", code="unknown_engine")
 
 
-def create_engine(name: str) -> Engine:
+def create_engine(name: str, settings: RenderSettings | None = None) -> Engine:
     """A fresh engine instance. BadInput (code unknown_engine) for a name this backend lacks."""
-    check_engine(name)
+    check_engine(name, settings)
     module, cls, _ = _REGISTRY[name]
     return getattr(importlib.import_module(module), cls)()

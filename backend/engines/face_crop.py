@@ -44,6 +44,14 @@ def _face_outline(points: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(points, np.float64), forehead_points(points)])
 
 
+def border_feather(size: int) -> np.ndarray:
+    """float32 (size, size): 0 at a square crop's edge, rising smoothly to 1 at BORDER_FEATHER of the
+    side inwards, so a pasted crop shows no seam where it ends."""
+    ramp = np.clip((np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5) / (BORDER_FEATHER * size), 0, 1)
+    ramp = ramp * ramp * (3 - 2 * ramp)
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
 class PasteBack:
     """Blends generated crops into one portrait. ``portrait`` float32 (H, W, 3) scene-linear;
     ``portrait_points`` its face's 68 landmarks (pixels); ``size`` the crop side in pixels."""
@@ -52,10 +60,7 @@ class PasteBack:
         self.portrait = portrait
         self.outline = _face_outline(portrait_points)
         self.size = size
-        # Feather at the crop's border, in crop pixels: 0 at the edge, 1 from BORDER_FEATHER inwards.
-        ramp = np.clip((np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5) / (BORDER_FEATHER * size), 0, 1)
-        ramp = ramp * ramp * (3 - 2 * ramp)
-        self.border = np.outer(ramp, ramp).astype(np.float32)
+        self.border = border_feather(size)
 
     def region(self, affine: np.ndarray) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) portrait pixels the crop covers, clipped to the portrait."""

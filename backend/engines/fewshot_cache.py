@@ -8,6 +8,8 @@ Written atomically; an unreadable entry counts as a miss and is overwritten by t
 
 Root: ``$LIVINGPORTRAIT_CACHE`` or ``~/.cache/livingportrait``; in farm mode, the job's prepare cache beside
 the output (``prepare_cache.py``), so every chunk of a job, on any host, reuses the first one's fit.
+``read_entry``/``write_entry`` are the mechanism under one ``kind`` folder; the bi-layer engine keeps
+its per-portrait identity there too.
 """
 from __future__ import annotations
 
@@ -38,30 +40,50 @@ def cache_key(checkpoint_digest: str, shot_digests: list[str], shot_points: list
     return h.hexdigest()[:32]
 
 
-def entry_path(key: str, root: str | None = None) -> str:
+def entry_path(key: str, root: str | None = None, kind: str = "personalized") -> str:
     """Where ``key``'s entry lives under ``root`` (default ``cache_root()``; a farm job passes its
     prepare cache beside the output, so every chunk of the job finds the model the first one fitted)."""
-    return os.path.join(root or cache_root(), "personalized", f"{key}.safetensors")
+    return os.path.join(root or cache_root(), kind, f"{key}.safetensors")
 
 
-def load(key: str, root: str | None = None):
-    """The cached Personalization for ``key``, or None (absent or unreadable)."""
+def read_entry(key: str, kind: str, fmt: str, root: str | None = None):
+    """(tensors, info) stored under ``key`` in the ``kind`` folder with format ``fmt``, or None (absent,
+    unreadable or another format)."""
     from safetensors import SafetensorError, safe_open
 
-    from ..model.personalized import Personalization
-
-    path = entry_path(key, root)
+    path = entry_path(key, root, kind)
     if not os.path.isfile(path):
         return None
     try:
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        if meta.get("format") != FORMAT or "psi" not in tensors:
+        if meta.get("format") != fmt:
             return None
-        info = json.loads(meta.get("info", "{}"))
+        return tensors, json.loads(meta.get("info", "{}"))
     except (SafetensorError, OSError, ValueError):
         return None
+
+
+def write_entry(key: str, kind: str, fmt: str, tensors: dict, info: dict, root: str | None = None) -> str:
+    """Store ``tensors`` (name -> tensor) and ``info`` (JSON-able) under ``key``, atomically; the path."""
+    from safetensors.torch import save as to_bytes
+
+    path = entry_path(key, root, kind)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_bytes_atomic(path, to_bytes({k: v.contiguous() for k, v in tensors.items()},
+                                      metadata={"format": fmt, "info": json.dumps(info)}))
+    return path
+
+
+def load(key: str, root: str | None = None):
+    """The cached Personalization for ``key``, or None (absent or unreadable)."""
+    from ..model.personalized import Personalization
+
+    entry = read_entry(key, "personalized", FORMAT, root)
+    if entry is None or "psi" not in entry[0]:
+        return None
+    tensors, info = entry
     prefix = "generator."
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)} or None
     return Personalization(tensors["psi"], state, info)
@@ -69,12 +91,7 @@ def load(key: str, root: str | None = None):
 
 def save(key: str, personal, root: str | None = None) -> str:
     """Store a Personalization under ``key`` (atomically); returns the file's path."""
-    from safetensors.torch import save as to_bytes
-
-    tensors = {"psi": personal.psi.contiguous()}
+    tensors = {"psi": personal.psi}
     for k, v in (personal.generator_state or {}).items():
-        tensors[f"generator.{k}"] = v.contiguous()
-    path = entry_path(key, root)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_bytes_atomic(path, to_bytes(tensors, metadata={"format": FORMAT, "info": json.dumps(personal.info)}))
-    return path
+        tensors[f"generator.{k}"] = v
+    return write_entry(key, "personalized", FORMAT, tensors, personal.info, root)

@@ -144,6 +144,17 @@ class AdaptiveUpBlock(nn.Module):
         return self.conv2(h) + self.skip(up2(x))
 
 
+def plain_stack(width: int, base: int, cap: int, levels, resample: str | None) -> tuple[list[PlainBlock], int]:
+    """PlainBlocks from ``width`` through the widths min(base * 2**i, cap) for i in ``levels`` -> (blocks,
+    the last width)."""
+    blocks = []
+    for i in levels:
+        nxt = min(int(base * 2 ** i), cap)
+        blocks.append(PlainBlock(width, nxt, resample))
+        width = nxt
+    return blocks, width
+
+
 def slots_of(module: nn.Module) -> list[nn.Module]:
     """The identity-owned layers of a norm layer, in fill order."""
     if isinstance(module, SpadeBatchNorm):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import PlainBlock
+from .blocks import PlainBlock, plain_stack
 from .projector import channel_ladder
 
 
@@ -31,11 +31,7 @@ class IdentityEmbedder(nn.Module):
         downs = int(math.log2(cfg.image_size // cfg.output_size))
         levels = int(math.log2(cfg.image_size // cfg.level_input_size))
         self.stem = nn.Conv2d(6 if cfg.stickman else 3, cfg.channels, 3, padding=1)
-        width, blocks = cfg.channels, []
-        for i in range(1, downs + 1):
-            nxt = channel_ladder(cfg.channels, cfg.max_channels, i)
-            blocks.append(PlainBlock(width, nxt, "down"))
-            width = nxt
+        blocks, width = plain_stack(cfg.channels, cfg.channels, cfg.max_channels, range(1, downs + 1), "down")
         self.down = nn.Sequential(*blocks)
         self.levels = nn.ModuleList()
         for i in range(levels - 1, -1, -1):

@@ -65,6 +65,13 @@ class BilayerModel(nn.Module):
             texture = self.texture_enhancer(texture, image, uv, lf, None if seg is None else torch.sigmoid(seg))
         return Identity(embeds, texture)
 
+    def frame_path(self, texture: torch.Tensor, dtype: torch.dtype = torch.float32) -> nn.Module:
+        """The per-frame path folded for the identity the inference generator is set to (see
+        frame_path.py), in ``dtype``: a module keypoints (N, 136) -> (images, foreground)."""
+        from .frame_path import FramePath
+
+        return FramePath(self.keypoints_embedder, self.inference_generator, texture).to(dtype).eval()
+
     def frames(self, keypoints: torch.Tensor, texture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``keypoints`` (N, 136) normalised landmarks -> (images (N, 3, S, S) in about [-2, 2] (the sum of
         two [-1, 1] layers; clamp for display), foreground probability (N, 1, S, S) or None)."""

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import PlainBlock, act
-from .projector import channel_ladder
+from .blocks import PlainBlock, act, plain_stack
 from .texture_warp import warp_texture
 
 
@@ -33,18 +32,10 @@ class TextureEnhancer(nn.Module):
         self.cfg = cfg
         downs = int(math.log2(cfg.image_size // cfg.bottleneck_size))
         self.stem = nn.Conv2d(6, cfg.channels, 3, padding=1)
-        width, down = cfg.channels, []
-        for i in range(1, downs + 1):
-            nxt = channel_ladder(cfg.channels, cfg.max_channels, i)
-            down.append(PlainBlock(width, nxt, "down"))
-            width = nxt
+        down, width = plain_stack(cfg.channels, cfg.channels, cfg.max_channels, range(1, downs + 1), "down")
         self.down = nn.Sequential(*down)
         self.middle = nn.Sequential(*[PlainBlock(width, width) for _ in range(cfg.blocks)])
-        up = []
-        for i in range(downs - 1, -1, -1):
-            nxt = channel_ladder(cfg.channels, cfg.max_channels, i)
-            up.append(PlainBlock(width, nxt, "up"))
-            width = nxt
+        up, width = plain_stack(width, cfg.channels, cfg.max_channels, range(downs - 1, -1, -1), "up")
         self.up = nn.Sequential(*up)
         self.to_rgb = nn.Conv2d(width, 3, 3, padding=1)
 
