@@ -46,6 +46,22 @@ def test_a_full_blink_closes_the_eye_for_an_independent_detector(subjects, name)
     assert curve[0] > curve[1] > curve[2], f"the eye follows the blink's curve: {curve}"
 
 
+def test_glasses_stay_rigid_and_straight_through_a_blink(subjects):
+    portrait, points, _ = subjects["hopper_glasses"]
+    # The rims and their edges (where a bent rim shows first).
+    rims = cv2.dilate(ws.with_glasses(ws.grace_hopper(), ws.hopper_eyes(), rims_only=True),
+                      np.ones((3, 3), np.uint8)) > 0
+    out = render(subjects["hopper_glasses"], ws.blink(points, 1.0))
+    change = np.abs(out - portrait.linear).max(-1)
+    eyes = np.zeros(change.shape, np.uint8)
+    for eye in (points[36:42], points[42:48]):
+        cv2.fillPoly(eyes, [np.round(eye).astype(np.int32)], 1)
+    assert change[eyes > 0].mean() > 0.02, "the lids did close"
+    moved = int((change[rims] > 0.02).sum())
+    assert moved < 0.02 * rims.sum() and change[rims].max() < 0.3, \
+        f"the rims moved: {moved} of {int(rims.sum())} rim pixels, by up to {change[rims].max():.2f}"
+
+
 def person_region(portrait, points):
     import mediapipe as mp
     with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:

@@ -33,16 +33,20 @@ def grace_hopper() -> np.ndarray:
     return cv2.imread(path)[:, :, ::-1].copy()
 
 
-def with_glasses(rgb: np.ndarray, eyes: np.ndarray) -> np.ndarray:
+def with_glasses(rgb: np.ndarray, eyes: np.ndarray, rims_only: bool = False) -> np.ndarray:
     """Rigid glasses drawn onto a photo: dark rims round each eye, a bridge, temple arms and a lens
-    highlight. ``eyes`` are the (left, right) eye centres in pixels."""
-    out = rgb.copy()
+    highlight. ``eyes`` are the (left, right) eye centres in pixels. ``rims_only``: a uint8 mask of
+    the rims instead (255 on them)."""
+    out = np.zeros(rgb.shape[:2], np.uint8) if rims_only else rgb.copy()
     l, r = np.asarray(eyes, np.float64)
     iod = np.linalg.norm(r - l)
     rx, ry = int(0.36 * iod), int(0.25 * iod)
     thick = max(2, int(0.045 * iod))
+    colour = 255 if rims_only else (25, 20, 18)
     for c in (l, r):
-        cv2.ellipse(out, (int(c[0]), int(c[1] + 0.04 * iod)), (rx, ry), 0, 0, 360, (25, 20, 18), thick, cv2.LINE_AA)
+        cv2.ellipse(out, (int(c[0]), int(c[1] + 0.04 * iod)), (rx, ry), 0, 0, 360, colour, thick, cv2.LINE_AA)
+    if rims_only:
+        return out
     cv2.line(out, (int(l[0] + rx), int(l[1])), (int(r[0] - rx), int(r[1])), (25, 20, 18), thick, cv2.LINE_AA)
     cv2.line(out, (int(l[0] - rx), int(l[1])), (int(l[0] - rx - 0.3 * iod), int(l[1] - 0.05 * iod)), (25, 20, 18), thick, cv2.LINE_AA)
     cv2.line(out, (int(r[0] + rx), int(r[1])), (int(r[0] + rx + 0.3 * iod), int(r[1] - 0.05 * iod)), (25, 20, 18), thick, cv2.LINE_AA)
@@ -59,11 +63,15 @@ def oil_painting(rgb: np.ndarray) -> np.ndarray:
     return cv2.xphoto.oilPainting(np.ascontiguousarray(rgb[:, :, ::-1]), 3, 1)[:, :, ::-1].copy()
 
 
+def hopper_eyes() -> np.ndarray:
+    pts = measurer().landmarks(grace_hopper())
+    return np.stack([pts[36:42].mean(0), pts[42:48].mean(0)])
+
+
 def portraits() -> dict[str, np.ndarray]:
     """The bench's subjects: a smiling photo, a photo with glasses and a cap, a painting."""
     hop = grace_hopper()
-    pts = measurer().landmarks(hop)
-    eyes = np.stack([pts[36:42].mean(0), pts[42:48].mean(0)])
+    eyes = hopper_eyes()
     return {"astronaut": astronaut(), "hopper_glasses": with_glasses(hop, eyes),
             "painting": oil_painting(astronaut())}
 

@@ -29,9 +29,9 @@ from livingportrait_wire.render_settings import RenderSettings
 from ..landmarks.forehead import FOREHEAD_LIFT, face_up, forehead_points
 from ..landmarks.similarity import fit_similarity
 from . import FramePatch
-from .warp_eyes import BROWS, EYES, close_lid
+from .warp_eyes import BROWS, EYES, close_lid, rigid_overlays
 from .warp_mouth import MouthModel
-from .warp_person import person_layers
+from .warp_person import inpaint_linear, person_layers
 
 RING_POINTS = 40
 INNER_RADIUS = 1.25   # the expression's spline is whole inside this many face-ellipse radii
@@ -119,6 +119,13 @@ class WarpEngine:
         found = person_layers(portrait, roi, getattr(self, "cache_dir", None)) if options.person_matte else None
         self.cache_hit = bool(found and found[3])
         self.alpha, self.person, self.plate = found[:3] if found and found[0] is not None else (None, None, None)
+        # Glasses' rims stay put when a lid closes behind them: the lid slides on a copy of the
+        # portrait with them painted out, and they are laid back on top.
+        overlay = rigid_overlays(portrait.srgb8, p, self.iod)
+        self.overlay = self.unglazed = None
+        if overlay is not None:
+            self.overlay = np.ascontiguousarray(overlay[roi])
+            self.unglazed = inpaint_linear(self.src[roi], portrait.srgb8[roi], overlay[roi] > 0.05)
         self.mouth = MouthModel(self.src, p, self.iod)
         self.lid_gaps = [float(np.mean(p[list(lower), 1] - p[list(upper), 1])) for _, upper, lower in EYES]
 
@@ -171,10 +178,23 @@ class WarpEngine:
             np.copyto(roi, self.src[self.y0:self.y1, self.x0:self.x1], where=((dx == 0) & (dy == 0))[..., None])
         np.maximum(roi, 0.0, out=roi)  # bicubic overshoot below black
         offset = np.array([self.x0, self.y0], np.float64)
-        for eye, brow, closure in zip(EYES, BROWS, closures):
-            if closure > 0.02:
-                roi, lid = close_lid(roi, t, eye, closure, offset, brow)
-                matte = np.maximum(matte, lid)
+        if max(closures) > 0.02:
+            lids = roi
+            if self.overlay is not None:
+                ox, oy = (mx, my) if self.alpha is not None else (mx - np.float32(self.x0), my - np.float32(self.y0))
+                lids = cv2.remap(self.unglazed, ox, oy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+                glass = cv2.remap(self.overlay, ox, oy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[..., None]
+            changed = np.zeros(roi.shape[:2], np.float32)
+            for eye, brow, closure in zip(EYES, BROWS, closures):
+                if closure > 0.02:
+                    lids, lid = close_lid(lids, t, eye, closure, offset, brow)
+                    changed = np.maximum(changed, lid)
+            if self.overlay is not None:
+                a = changed[..., None] * (1.0 - glass)
+                roi = roi * (1.0 - a) + lids * a
+            else:
+                roi = lids
+            matte = np.maximum(matte, changed)
         if self.mouth_interior:
             fill = self.mouth.render(t, roi.shape[:2], offset)
             if fill is not None:

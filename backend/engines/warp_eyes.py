@@ -84,3 +84,44 @@ def close_lid(roi: np.ndarray, t: np.ndarray, eye, closure: float, offset: np.nd
     mask = np.zeros((h, w), np.float32)
     mask[y0:y1, int(xs[0]):int(xs[-1]) + 1] = mask_box
     return roi, mask
+
+
+def rigid_overlays(srgb8: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray | None:
+    """What lies in front of the eyes and must not move with a blink: glasses' rims. float32 (h, w)
+    mask, or None when there is none.
+
+    Per eye, in a box around it: thin dark structures (a morphological black-hat) that reach both
+    above the upper lid and below the lower lid and span wider than the eye (a rim goes round the eye;
+    lashes, the crease and the brow do not). Reflections on the lens are not found yet: they slide
+    with the lid."""
+    h, w = srgb8.shape[:2]
+    gray = cv2.cvtColor(np.ascontiguousarray(srgb8[:, :, :3]), cv2.COLOR_RGB2GRAY)
+    k = max(3, int(0.12 * iod)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    mask = np.zeros((h, w), np.uint8)
+    for corners, upper, lower in EYES:
+        cx0, cx1 = p[corners[0], 0], p[corners[1], 0]
+        ew = abs(cx1 - cx0)
+        up_y, lo_y = float(p[list(upper), 1].min()), float(p[list(lower), 1].max())
+        gap = max(lo_y - up_y, 1.0)
+        x0, x1 = int(max(min(cx0, cx1) - 0.6 * ew, 0)), int(min(max(cx0, cx1) + 0.6 * ew, w))
+        y0, y1 = int(max(up_y - 0.6 * ew, 0)), int(min(lo_y + 0.6 * ew, h))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        box = gray[y0:y1, x0:x1]
+        skin = float(np.median(box))
+        # Rims: much darker than the skin, going round the eye.
+        dark = (cv2.morphologyEx(box, cv2.MORPH_BLACKHAT, kernel) > 60) & (box < 0.45 * skin)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), 8)
+        rims = [i for i in range(1, n)
+                if y0 + stats[i, 1] < up_y - 0.5 * gap and y0 + stats[i, 1] + stats[i, 3] > lo_y + 0.5 * gap
+                and stats[i, 2] > 1.1 * ew]
+        if not rims:
+            continue
+        for i in rims:
+            mask[y0:y1, x0:x1][labels == i] = 1
+    if not mask.any():
+        return None
+    # Out to the rims' antialiased edges, softly.
+    mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)

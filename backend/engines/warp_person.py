@@ -83,3 +83,10 @@ def clean_plate(linear: np.ndarray, srgb8: np.ndarray, alpha: np.ndarray) -> np.
     filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC)
     fill_linear = srgb_to_linear(filled.astype(np.float32) / 255.0).astype(np.float32)
     return np.where(hole[..., None] > 0, fill_linear, linear).astype(np.float32)
+
+
+def inpaint_linear(linear: np.ndarray, srgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``linear`` with the pixels of ``hole`` (bool (h, w)) filled from around them (Telea), float32."""
+    filled = cv2.inpaint(np.ascontiguousarray(srgb8[:, :, 2::-1]), hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    fill_linear = srgb_to_linear(filled[:, :, ::-1].astype(np.float32) / 255.0)
+    return np.where(hole[..., None], fill_linear, linear).astype(np.float32)
