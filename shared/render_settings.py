@@ -121,8 +121,9 @@ def _regions(value) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _smoothing(value) -> float | None:
-    """None: the driver as it came; 'off' or 0: none either; else a One-Euro strength (1 = default)."""
+def smoothing_strength(value) -> float | None:
+    """A smoothing setting (the wire's, a flag's text) -> None (the driver as it came), 0.0 ('off') or a
+    One-Euro strength (1 = default, up to 100). ValueError saying what is wrong."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -134,8 +135,8 @@ def _smoothing(value) -> float | None:
             raise ValueError(f"{value!r} is neither a strength number nor 'off'") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not 0 <= value <= MAX_SMOOTHING:
-        raise ValueError(f"{value!r} is not a smoothing strength; give a number from 0 (off) to "
-                         f"{MAX_SMOOTHING:g} (1 = default) or 'off'")
+        raise ValueError(f"{value!r} is out of range; give a strength from 0 (off) to {MAX_SMOOTHING:g} "
+                         "(1 = default) or 'off'")
     return float(value)
 
 
@@ -311,7 +312,8 @@ class RenderSettings:
         help="what transfers: comma list of pose, expression, eyes, brows, mouth, jaw (default pose,expression)")
     # `render --smoothing` is the tracking option for a --driver video (track's own); this one smooths
     # a performance as given, as the add-on does for clip tracks and rigs (and its farm export).
-    smoothing: float | None = setting(None, check=_smoothing, flag="--driver-smoothing", metavar="STRENGTH|off",
+    smoothing: float | None = setting(None, check=smoothing_strength, flag="--driver-smoothing",
+                                      metavar="STRENGTH|off",
                                       help="smooth the performance before retargeting, as the add-on does for "
                                            "clip tracks and rigs: a One-Euro strength (1 = default) or off "
                                            "(default: the performance as it is)")

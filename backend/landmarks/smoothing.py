@@ -21,6 +21,7 @@ import numpy as np
 from livingportrait_wire.errors import BadInput
 from livingportrait_wire.landmarks import LandmarkSequence
 from livingportrait_wire.layout import STABLE_POINTS, interocular_distance
+from livingportrait_wire.render_settings import smoothing_strength
 
 from .retarget import head_poses
 from .similarity import Similarity
@@ -44,23 +45,23 @@ class SmoothingOptions:
     causal: bool = False
 
     def __post_init__(self):
-        if not np.isfinite(self.strength) or not 0.0 <= self.strength <= 100.0:
-            raise BadInput(f"smoothing strength {self.strength!r} is out of range; give a number from 0 "
-                           "to 100 (1 = default) or 'off'")
+        try:
+            smoothing_strength(self.strength)
+        except ValueError as exc:
+            raise BadInput(f"smoothing: {exc}") from None
 
     @property
     def off(self) -> bool:
         return self.strength == 0.0
 
     @classmethod
-    def parse(cls, text: str) -> "SmoothingOptions":
-        """From a command-line value: 'off' or a strength number."""
-        if str(text).strip().lower() in ("off", "none", "0"):
-            return cls(strength=0.0)
+    def parse(cls, text) -> "SmoothingOptions":
+        """From a command-line value (or the wire's): 'off' or a strength number (RenderSettings' check)."""
         try:
-            return cls(strength=float(text))
-        except ValueError:
-            raise BadInput(f"--smoothing: {text!r} is neither a strength number nor 'off'") from None
+            strength = smoothing_strength(text)
+        except ValueError as exc:
+            raise BadInput(f"--smoothing: {exc}") from None
+        return cls(strength=1.0 if strength is None else strength)
 
 
 def one_euro(values: np.ndarray, frames: np.ndarray, min_cutoff: float, beta: float,

@@ -48,7 +48,7 @@ def run_detect_job(msg: Message, limits: Limits, cancel: threading.Event, send: 
     face_index = settings.get("face_index", 0)
     if type(face_index) is not int or face_index < 0:
         raise BadInput("face_index must be a whole number, 0 for the largest face")
-    smoothing = SmoothingOptions.parse(str(settings.get("smoothing", 1.0)))
+    smoothing = SmoothingOptions.parse(settings.get("smoothing", 1.0))
     options = TrackOptions(detector=msg.header.get("detector", "mediapipe"), face_index=face_index,
                            smoothing=smoothing)
     detector = options.make_detector()
