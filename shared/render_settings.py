@@ -40,13 +40,19 @@ DEFAULT_ZIP_LEVEL = 1
 
 # --- value checks: value from JSON or the CLI -> the field's value, or ValueError saying what is wrong ---
 
+def _r(value) -> str:
+    """``repr(value)`` short enough for a message (a hostile value may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _whole(lo: int, hi: int, optional: bool = False) -> Callable[[Any], Any]:
     def check(value):
         if value is None and optional:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value \
                 or not lo <= value <= hi:
-            raise ValueError(f"{value!r} is not a whole number from {lo} to {hi}")
+            raise ValueError(f"{_r(value)} is not a whole number from {lo} to {hi}")
         return int(value)
     return check
 
@@ -54,14 +60,14 @@ def _whole(lo: int, hi: int, optional: bool = False) -> Callable[[Any], Any]:
 def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value):
         if value not in choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+            raise ValueError(f"{_r(value)} is not one of {', '.join(choices)}")
         return value
     return check
 
 
 def _flag_value(value) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{value!r} must be true or false")
+        raise ValueError(f"{_r(value)} must be true or false")
     return value
 
 
@@ -69,28 +75,37 @@ def _path(value) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} is not a path; give the path of a file or folder on the backend machine")
+        raise ValueError(f"{_r(value)} is not a path; give the path of a file or folder on the backend machine")
     return value
 
 
 def _engine(value) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} is not an engine name (warp, fewshot, ...)")
+        raise ValueError(f"{_r(value)} is not an engine name (warp, fewshot, ...)")
     return value
 
 
 def _neutral_frame(value) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise ValueError(f"{value!r} is not a frame number; give an integer")
+    if isinstance(value, bool) or not _finite(value) or int(value) != value or not -2**31 <= value < 2**31:
+        raise ValueError(f"{_r(value)} is not a frame number; give an integer")
     return int(value)
 
 
+def _finite(value) -> bool:
+    """A JSON number that is a finite float (a 400-digit integer is not: float() overflows)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _expression_scale(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0.0 <= value <= MAX_EXPRESSION_SCALE:
-        raise ValueError(f"{value!r} is out of range; give a number from 0 to {MAX_EXPRESSION_SCALE:g} "
+    if not _finite(value) or not 0.0 <= value <= MAX_EXPRESSION_SCALE:
+        raise ValueError(f"{_r(value)} is out of range; give a number from 0 to {MAX_EXPRESSION_SCALE:g} "
                          "(1 = as performed)")
     return float(value)
 
@@ -104,7 +119,7 @@ def _zip_level(value) -> int:
     try:
         return _whole(1, 9)(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a ZIP level; give a whole number from 1 (fastest) to 9 (smallest)") \
+        raise ValueError(f"{_r(value)} is not a ZIP level; give a whole number from 1 (fastest) to 9 (smallest)") \
             from None
 
 
@@ -112,7 +127,7 @@ def _regions(value) -> tuple[str, ...]:
     if isinstance(value, str):
         value = regions_from_text(value)
     if not isinstance(value, (list, tuple)) or not all(isinstance(r, str) for r in value):
-        raise ValueError(f"{value!r} must be a list of region names ({', '.join(REGIONS)})")
+        raise ValueError(f"{_r(value)} must be a list of region names ({', '.join(REGIONS)})")
     unknown = [r for r in value if r not in REGIONS]
     if unknown:
         raise ValueError(f"unknown region(s) {', '.join(map(repr, unknown))}; choose from {', '.join(REGIONS)}")
@@ -132,10 +147,9 @@ def smoothing_strength(value) -> float | None:
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(f"{value!r} is neither a strength number nor 'off'") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 <= value <= MAX_SMOOTHING:
-        raise ValueError(f"{value!r} is out of range; give a strength from 0 (off) to {MAX_SMOOTHING:g} "
+            raise ValueError(f"{_r(value)} is neither a strength number nor 'off'") from None
+    if not _finite(value) or not 0 <= value <= MAX_SMOOTHING:
+        raise ValueError(f"{_r(value)} is out of range; give a strength from 0 (off) to {MAX_SMOOTHING:g} "
                          "(1 = default) or 'off'")
     return float(value)
 
@@ -187,7 +201,7 @@ def _part_from_dict(part: type, data: dict, prefix: str, problems: list[str]):
     known = {f.name: f for f in fields(part)}
     for key in data:
         if key not in known:
-            problems.append(f"{prefix}{key}: not a {prefix[:-1]} option; known: {', '.join(known)}")
+            problems.append(f"{prefix}{str(key)[:60]}: not a {prefix[:-1]} option; known: {', '.join(known)}")
     values = {name: _checked(f, data[name], prefix + name, problems) for name, f in known.items() if name in data}
     return part(**values)
 
@@ -380,7 +394,7 @@ class RenderSettings:
                             key=lambda n: n != chosen)
             value = data.pop(key)
             if not owners:
-                problems.append(f"{key}: not a render setting; known: "
+                problems.append(f"{str(key)[:60]}: not a render setting; known: "
                                 f"{', '.join(sorted(top - set(ENGINE_PARTS)))} and the engine parts "
                                 f"{', '.join(ENGINE_PARTS)}")
             elif value is not None:

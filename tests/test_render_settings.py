@@ -134,3 +134,17 @@ def test_the_cli_names_every_bad_flag(astronaut_png, short_performance_npz, tmp_
     assert result.returncode == 2 and "Traceback" not in result.stderr
     for key in ("zip_level: 12", "expression_scale: -1", "regions: unknown region(s) 'ears'"):
         assert key in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("settings, key", [
+    ({"expression_scale": 10**400}, "expression_scale"),
+    ({"smoothing": 10**400}, "smoothing"),
+    ({"neutral_frame": 10**400}, "neutral_frame"),
+    ({"mode": "x" * 100_000}, "mode"),
+    ({"y" * 100_000: 1}, "y" * 60),
+    ({"fewshot": {"shot_landmarks": [[1e308 * 10] * 136]}}, "fewshot.shot_landmarks"),
+])
+def test_hostile_values_are_refused_in_a_short_message(settings, key):
+    with pytest.raises(BadInput, match=f"^{key}: ") as err:
+        RenderSettings.from_dict(settings)
+    assert len(err.value.message) < 400
