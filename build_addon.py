@@ -26,6 +26,7 @@ ADDON_DIR = ROOT / "addon"
 WIRE_DIR = ROOT / "shared"
 WIRE_SUBPACKAGE = "wire"
 MANIFEST = "blender_manifest.toml"
+FARM_TEMPLATE = ROOT / "farm" / "openjd" / "living_portrait" / "template.yaml"
 
 # The pyzmq the add-on bundles; Blender 4.2-5.0 run Python 3.11, so the wheels are cp311.
 PYZMQ_VERSION = "27.1.0"
@@ -55,6 +56,8 @@ def stage(dest: Path) -> Path:
         shutil.rmtree(package)
     shutil.copytree(ADDON_DIR, package, ignore=_SKIP)
     shutil.copytree(WIRE_DIR, package / WIRE_SUBPACKAGE, ignore=_SKIP)
+    # Export Farm Job writes the project's OpenJD template into the bundles it makes.
+    shutil.copyfile(FARM_TEMPLATE, package / "farm_job_template.yaml")
     return package
 
 

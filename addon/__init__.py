@@ -10,9 +10,9 @@ _modules = []
 
 
 def register():
-    from . import animate, preferences, properties, operators, panels
+    from . import animate, farm_export, preferences, properties, operators, panels
 
-    _modules[:] = [preferences, properties, operators, animate, panels]
+    _modules[:] = [preferences, properties, operators, animate, farm_export, panels]
     for module in _modules:
         module.register()
 

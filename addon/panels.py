@@ -71,6 +71,7 @@ def draw_panel(layout, context):
         layout.operator("living_portrait.cancel", icon="CANCEL")
     else:
         layout.operator("living_portrait.animate", icon="PLAY")
+        layout.operator("living_portrait.export_farm_job", icon="EXPORT")
         if state.message:
             layout.label(text=state.message)
 
