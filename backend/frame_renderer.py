@@ -70,6 +70,8 @@ def job_digest(spec: RenderSpec) -> str:
     h.update(np.ascontiguousarray(spec.driver.frames, np.int32).tobytes())
     if spec.portrait_landmarks is not None:
         h.update(np.ascontiguousarray(spec.portrait_landmarks, np.float32).tobytes())
+    if spec.driver.gaze is not None:
+        h.update(b"gaze" + np.ascontiguousarray(spec.driver.gaze, np.float32).tobytes())
     # Effective settings: an explicit default and an absent key make the same pictures.
     h.update(json.dumps(spec.settings.look(), sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
@@ -155,6 +157,14 @@ class FrameRenderer:
         targets = retarget(points, driver, options)
         wanted = set(self.frames)
         self.targets = {int(f): targets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
+        # Gaze (when the performance carries it): per eye, the iris's move from the neutral frame in
+        # eye widths; an engine that moves irises (``uses_gaze``) takes it with each frame.
+        self.gaze = {}
+        if spec.driver.gaze is not None:
+            from .landmarks.retarget import gaze_offsets
+
+            offsets = gaze_offsets(spec.driver, options.neutral_frame)
+            self.gaze = {int(f): offsets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
         self.on_progress("prepare", 0, 1)
         engine = create_engine(spec.engine, spec.settings)
         # Engines that keep preparation on disk (``cache_dir``; warp's person layers, few-shot's
@@ -216,6 +226,8 @@ class FrameRenderer:
         batch = getattr(self.engine, "render_batch", None)
         if batch is not None and len(frames) > 1:
             return batch(targets)
+        if self.gaze and getattr(self.engine, "uses_gaze", False):
+            return [self.engine.render(t, gaze=self.gaze.get(f)) for f, t in zip(frames, targets)]
         return [self.engine.render(t) for t in targets]
 
     def _check_cancel(self) -> None:

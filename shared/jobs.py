@@ -48,6 +48,8 @@ class RenderJob:
                     array_buffer("frames", self.driver.frames)]
         if self.driver.confidence is not None:
             buffers.append(array_buffer("confidence", self.driver.confidence))
+        if self.driver.gaze is not None:
+            buffers.append(array_buffer("gaze", self.driver.gaze))
         if self.portrait_landmarks is not None:
             buffers.append(array_buffer("portrait_landmarks", np.asarray(self.portrait_landmarks, np.float32)))
         settings = self.settings.to_dict() if isinstance(self.settings, RenderSettings) else self.settings

@@ -3,7 +3,9 @@
 ``landmarks`` float32 [T, 68, 2] pixels, top-left origin, in an image of ``image_size`` (width,
 height); ``frames`` int32 [T] explicit frame numbers, strictly increasing; optional ``confidence``
 float32 [T, 68] in [0, 1]. The ``.npz`` file stores exactly these arrays plus ``layout`` = "ibug68";
-extra arrays (e.g. a raw track beside a smoothed one) are kept in ``extras``.
+extra arrays (e.g. a raw track beside a smoothed one) are kept in ``extras``. One extra is understood:
+``gaze`` float32 [T, 2, 2], the iris centres (pixels) of the eye of points 36-41, then of 42-47, per
+frame (``track`` records it; files without it load as before and their eyes stay as painted).
 """
 from __future__ import annotations
 
@@ -61,12 +63,25 @@ class LandmarkSequence:
         if w <= 0 or h <= 0:
             raise BadInput(f"{source}: image_size must be two positive integers (width, height), "
                            f"got {self.image_size}")
+        if "gaze" in self.extras:
+            g = np.asarray(self.extras["gaze"])
+            if g.shape != (len(self.landmarks), 2, 2):
+                raise BadInput(f"{source}: gaze must have shape [T, 2, 2] (iris centres of both eyes per "
+                               f"frame), got {list(g.shape)}")
+            if not np.all(np.isfinite(g)):
+                raise BadInput(f"{source}: gaze values must be finite")
+            self.extras["gaze"] = g.astype(np.float32)
         if self.confidence is not None:
             c = self.confidence
             if c.shape != lm.shape[:2]:
                 raise BadInput(f"{source}: confidence must have shape [T, {NUM_POINTS}], got {list(c.shape)}")
             if not np.all(np.isfinite(c)) or c.min() < 0 or c.max() > 1:
                 raise BadInput(f"{source}: confidence values must be finite and within [0, 1]")
+
+    @property
+    def gaze(self) -> np.ndarray | None:
+        """Iris centres float32 [T, 2, 2] (pixels; eye 36-41, then 42-47), or None."""
+        return self.extras.get("gaze")
 
     def frame_index(self, frame: int) -> int:
         """Position of ``frame`` in the sequence; KeyError if it has no sample."""
@@ -76,13 +91,14 @@ class LandmarkSequence:
         return i
 
     def select(self, first: int, last: int) -> "LandmarkSequence":
-        """The frames within [first, last] inclusive (extras are dropped)."""
+        """The frames within [first, last] inclusive (extras are dropped, except the gaze)."""
         keep = (self.frames >= first) & (self.frames <= last)
         if not keep.any():
             raise BadInput(f"frame range {first}-{last} holds none of the performance's frames "
                            f"({int(self.frames[0])}-{int(self.frames[-1])})")
         conf = None if self.confidence is None else self.confidence[keep]
-        return LandmarkSequence(self.landmarks[keep], self.frames[keep], self.image_size, conf)
+        extras = {} if self.gaze is None else {"gaze": self.gaze[keep]}
+        return LandmarkSequence(self.landmarks[keep], self.frames[keep], self.image_size, conf, extras)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {

@@ -236,6 +236,8 @@ class WarpOptions:
 
     mouth_interior: bool = setting(True, check=_flag_value,
                                    help="warp engine: paint a mouth interior when the mouth opens")
+    gaze: bool = setting(True, check=_flag_value,
+                         help="warp engine: move the irises with the performance's gaze (when it has one)")
     person_matte: bool = setting(True, check=_flag_value,
                                  help="warp engine: separate the person from the background (selfie "
                                       "segmentation) so the background never moves; off: the old "

@@ -20,11 +20,13 @@ from livingportrait_wire.errors import BadInput
 @dataclass
 class Detection:
     """One face: ``points`` float32 (68, 2) pixels (top-left origin, iBUG order), ``confidence``
-    float32 (68,) in [0, 1], ``box`` (x0, y0, x1, y1) pixels."""
+    float32 (68,) in [0, 1], ``box`` (x0, y0, x1, y1) pixels; ``iris`` float32 (2, 3) centre x, y and
+    radius of the iris of the eye of points 36-41, then 42-47, when the detector finds irises."""
 
     points: np.ndarray
     confidence: np.ndarray
     box: tuple[float, float, float, float]
+    iris: np.ndarray | None = None
 
     @property
     def area(self) -> float:

@@ -57,6 +57,15 @@ def _jaw(mesh: np.ndarray) -> np.ndarray:
     return np.concatenate([right, left[1:]]).astype(np.float32)
 
 
+def _irises(refined: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+    """(2, 3) centre x, y and radius of both irises from mediapipe's 10 refined points."""
+    out = []
+    for k in (0, 5):
+        centre, rim = refined[k], refined[k + 1:k + 5]
+        out.append([centre[0], centre[1], float(np.linalg.norm(rim - centre, axis=1).mean())])
+    return np.asarray(out, np.float32)
+
+
 def _mapping_matrix() -> np.ndarray:
     """(51, 468) averaging matrix: iBUG points 17-67 = M @ mesh."""
     m = np.zeros((len(FEATURES_FROM_MESH), 468), dtype=np.float32)
@@ -127,8 +136,8 @@ class MediapipeMeshDetector:
         if not found:
             return None
         ch, cw = crop.shape[:2]
-        # 468 mesh vertices (the refined iris points, 468-477, are not needed for iBUG)
-        return np.array([(p.x * cw + x0, p.y * ch + y0) for p in found[0].landmark[:468]], np.float32)
+        # 468 mesh vertices, then (refined) the two irises: centre and four rim points each
+        return np.array([(p.x * cw + x0, p.y * ch + y0) for p in found[0].landmark], np.float32)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in a uint8 RGB (H, W, 3) image as pixel points (top-left origin), largest first.
@@ -148,11 +157,16 @@ class MediapipeMeshDetector:
                 self._meshed = mesh is not None
             if mesh is None:
                 continue
+            iris = _irises(mesh[468:], mesh) if len(mesh) >= 478 else None
+            mesh = mesh[:468]
             points = np.concatenate([_jaw(mesh), self._features @ mesh])
+            if iris is not None:  # in iBUG eye order: nearest the eye of points 36-41 first
+                if np.linalg.norm(iris[0, :2] - points[36:42].mean(0)) > np.linalg.norm(iris[1, :2] - points[36:42].mean(0)):
+                    iris = iris[::-1].copy()
             x0, y0 = mesh.min(axis=0)
             x1, y1 = mesh.max(axis=0)
             faces.append(Detection(points=points, confidence=np.full(68, min(max(score, 0.0), 1.0), np.float32),
-                                   box=(float(x0), float(y0), float(x1), float(y1))))
+                                   box=(float(x0), float(y0), float(x1), float(y1)), iris=iris))
         return largest_first(faces)
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ from livingportrait_wire.render_settings import RenderSettings
 from ..landmarks.forehead import FOREHEAD_LIFT, face_up, forehead_points
 from ..landmarks.similarity import fit_similarity
 from . import FramePatch
-from .warp_eyes import BROWS, EYES, close_lid, rigid_overlays
+from .warp_eyes import BROWS, EYES, Irises, close_lid, rigid_overlays
 from .warp_mouth import MouthModel
 from .warp_person import inpaint_linear, person_layers
 
@@ -74,6 +74,7 @@ class WarpEngine:
         self.mouth_interior = options.mouth_interior
         portrait = portraits[0]
         self.src = portrait.linear
+        self.portrait = portrait
         h, w = self.src.shape[:2]
         p = np.asarray(points, np.float64)
         self.points = p
@@ -127,10 +128,16 @@ class WarpEngine:
             self.overlay = np.ascontiguousarray(overlay[roi])
             self.unglazed = inpaint_linear(self.src[roi], portrait.srgb8[roi], overlay[roi] > 0.05)
         self.mouth = MouthModel(self.src, p, self.iod)
+        self.gaze_on = options.gaze
+        self.irises: Irises | None = None  # found at the first frame that has a gaze
         self.lid_gaps = [float(np.mean(p[list(lower), 1] - p[list(upper), 1])) for _, upper, lower in EYES]
 
-    def render(self, targets: np.ndarray) -> FramePatch:
-        """One frame: ``targets`` float32 (68, 2) portrait pixels -> the changed region."""
+    uses_gaze = True  # FrameRenderer passes the performance's gaze to render()
+
+    def render(self, targets: np.ndarray, gaze: np.ndarray | None = None) -> FramePatch:
+        """One frame: ``targets`` float32 (68, 2) portrait pixels -> the changed region. ``gaze``:
+        float32 (2, 2) per eye (36-41, 42-47), the iris's move from the neutral frame in eye widths
+        (``retarget.gaze_offsets``), or None: the eyes stay as painted."""
         t = _unfold(np.asarray(targets, np.float64))
         head = fit_similarity(self.points[list(STABLE_POINTS)], t[list(STABLE_POINTS)])
         t, closures = self._hold_lids_open(t, head)
@@ -178,6 +185,12 @@ class WarpEngine:
             np.copyto(roi, self.src[self.y0:self.y1, self.x0:self.x1], where=((dx == 0) & (dy == 0))[..., None])
         np.maximum(roi, 0.0, out=roi)  # bicubic overshoot below black
         offset = np.array([self.x0, self.y0], np.float64)
+        if gaze is not None and self.gaze_on and np.abs(gaze).max() > 1e-3:
+            if self.irises is None:
+                self.irises = Irises(self.portrait, self.points, (self.x0, self.y0, self.x1, self.y1))
+            lx, ly = (mx, my) if self.alpha is not None else (mx - np.float32(self.x0), my - np.float32(self.y0))
+            roi, moved_eyes = self.irises.move(roi, t, np.asarray(gaze, np.float64), lx, ly)
+            matte = np.maximum(matte, moved_eyes)
         if max(closures) > 0.02:
             lids = roi
             if self.overlay is not None:

@@ -125,3 +125,77 @@ def rigid_overlays(srgb8: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray |
     # Out to the rims' antialiased edges, softly.
     mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
     return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)
+
+
+class Irises:
+    """The portrait's irises, to move with a gaze: found once (mediapipe's refined iris points), each
+    with a plate of its eye where the iris is painted out (the white and the lids filled in from around
+    it). Per frame an iris, with its own highlights, is shifted over its plate and shown only inside
+    the eye's opening, so the lids clip it."""
+
+    MAX_SHIFT = (0.22, 0.1)  # the farthest an iris goes, in eye widths (sideways, up/down)
+
+    def __init__(self, portrait, points: np.ndarray, region: tuple[int, int, int, int]):
+        from ..detectors import get_detector
+        from .warp_person import inpaint_linear
+
+        self.x0, self.y0, x1, y1 = region
+        self.eyes = []
+        faces = get_detector("mediapipe").detect(portrait.srgb8)
+        face = min(faces, key=lambda f: np.abs(f.points - points).mean(), default=None)
+        if face is None or face.iris is None:
+            return
+        h, w = portrait.linear.shape[:2]
+        for (corners, _, _), (cx, cy, r) in zip(EYES, face.iris):
+            a, b = points[corners[0]], points[corners[1]]
+            width = float(np.linalg.norm(b - a))
+            if r < 1.0 or width < 4:
+                continue
+            pad = int(np.ceil(0.5 * width + 2 * r))
+            bx0, by0 = max(int(min(a[0], b[0])) - pad, self.x0), max(int(cy) - pad, self.y0)
+            bx1, by1 = min(int(max(a[0], b[0])) + pad, x1, w), min(int(cy) + pad, y1, h)
+            if bx1 - bx0 < 4 or by1 - by0 < 4:
+                continue
+            box = (slice(by0, by1), slice(bx0, bx1))
+            yy, xx = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
+            dist = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+            disc = np.clip(r + 0.5 - dist, 0.0, 1.0).astype(np.float32)
+            plate = inpaint_linear(portrait.linear[box], portrait.srgb8[box], dist <= r * 1.15 + 1)
+            axis = (b - a) / width
+            self.eyes.append(dict(origin=np.array([bx0, by0], np.float32), plate=plate,
+                                  iris=np.ascontiguousarray(portrait.linear[box]), disc=disc,
+                                  width=width, axis=axis, corners=corners))
+
+    def move(self, roi: np.ndarray, t: np.ndarray, gaze: np.ndarray, lx: np.ndarray, ly: np.ndarray):
+        """``roi`` with each iris moved by ``gaze`` (2, 2), given the frame's maps (``lx``, ``ly``: where
+        each region pixel comes from, region coordinates). Returns (roi, mask of changed pixels)."""
+        changed = np.zeros(roi.shape[:2], np.float32)
+        for k, eye in enumerate(self.eyes):
+            g = np.clip(gaze[min(k, len(gaze) - 1)], [-self.MAX_SHIFT[0], -self.MAX_SHIFT[1]], self.MAX_SHIFT)
+            ux, uy = eye["axis"], np.array([-eye["axis"][1], eye["axis"][0]])
+            shift = (g[0] * ux + g[1] * uy) * eye["width"]
+            m = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+            hh, ww = eye["disc"].shape
+            disc = cv2.warpAffine(eye["disc"], m, (ww, hh), flags=cv2.INTER_LINEAR, borderValue=0)
+            iris = cv2.warpAffine(eye["iris"], m, (ww, hh), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            eyeball = eye["plate"] * (1 - disc[..., None]) + np.maximum(iris, 0) * disc[..., None]
+            # Where the eye shows in this frame: its opening (lids as the warp left them).
+            corners, upper, lower = EYES[k][0], EYES[k][1], EYES[k][2]
+            outline = t[[corners[0], *upper, corners[1], *lower[::-1]]] - [self.x0, self.y0]
+            ox0, oy0 = np.maximum(np.floor(outline.min(0)).astype(int) - 1, 0)
+            ox1, oy1 = np.ceil(outline.max(0)).astype(int) + 2
+            ox1, oy1 = min(ox1, roi.shape[1]), min(oy1, roi.shape[0])
+            if ox1 - ox0 < 2 or oy1 - oy0 < 2:
+                continue
+            shift4 = 4
+            opening = np.zeros((oy1 - oy0, ox1 - ox0), np.uint8)
+            cv2.fillPoly(opening, [np.round((outline - [ox0, oy0]) * (1 << shift4)).astype(np.int32)], 255,
+                         cv2.LINE_AA, shift4)
+            opening = opening.astype(np.float32) / 255.0
+            mx = lx[oy0:oy1, ox0:ox1] - (eye["origin"][0] - self.x0)
+            my = ly[oy0:oy1, ox0:ox1] - (eye["origin"][1] - self.y0)
+            moved = cv2.remap(eyeball, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            a = opening[..., None]
+            roi[oy0:oy1, ox0:ox1] = roi[oy0:oy1, ox0:ox1] * (1 - a) + np.maximum(moved, 0) * a
+            changed[oy0:oy1, ox0:ox1] = np.maximum(changed[oy0:oy1, ox0:ox1], opening)
+        return roi, changed

@@ -123,3 +123,20 @@ def retarget(portrait_points: np.ndarray, driver: LandmarkSequence,
             target = from_portrait.then(pose).then(to_portrait).apply(target)
         out[t] = target
     return out
+
+
+def gaze_offsets(driver: LandmarkSequence, neutral_frame: int | None = None) -> np.ndarray:
+    """float32 [T, 2, 2]: per frame and eye (36-41, then 42-47), how far the iris has moved from where
+    it was in the neutral frame, in widths of that eye (corner to corner), in the face's own frame
+    (rotated with the head's roll), so it carries over to a portrait of any size and pose."""
+    gaze = np.asarray(driver.gaze, np.float64)
+    lm = np.asarray(driver.landmarks, np.float64)
+    out = np.zeros(gaze.shape, np.float64)
+    for k, (a, b) in enumerate(((36, 39), (42, 45))):
+        axis = lm[:, b] - lm[:, a]
+        width = np.maximum(np.linalg.norm(axis, axis=1), 1e-6)
+        ux = axis / width[:, None]
+        uy = np.stack([-ux[:, 1], ux[:, 0]], 1)
+        rel = gaze[:, k] - lm[:, a:a + 6].mean(1)
+        out[:, k] = np.stack([(rel * ux).sum(1), (rel * uy).sum(1)], 1) / width[:, None]
+    return (out - out[_neutral_index(driver, neutral_frame)]).astype(np.float32)

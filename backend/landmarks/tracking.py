@@ -4,7 +4,8 @@ Frame numbers are the source's: a video's frames are numbered from 1 (as Blender
 ffmpeg's image sequences count them); a folder's frames take the number in each file name when every
 name has one (``shot.0101.png`` -> 101), else their sorted order from 1. Frames where the chosen face is
 not found are filled by interpolation, get confidence 0, and are listed in ``extras['missing_frames']``.
-The saved sequence is smoothed; the raw track is kept in ``extras['raw_landmarks']``.
+The saved sequence is smoothed; the raw track is kept in ``extras['raw_landmarks']``. With a detector
+that sees irises (mediapipe's refined mesh) the iris centres are recorded as ``extras['gaze']``.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def track_frames(frames: Iterable[tuple[int, np.ndarray]], detector: Detector | 
     """
     if isinstance(detector, str):
         detector = get_detector(detector)
-    numbers, points, confidence, missing = [], [], [], []
+    numbers, points, confidence, missing, gaze = [], [], [], [], []
     size, chosen = None, None
     for done, (number, image) in enumerate(frames, start=1):
         if size is None:
@@ -96,10 +97,12 @@ def track_frames(frames: Iterable[tuple[int, np.ndarray]], detector: Detector | 
             missing.append(number)
             points.append(np.full((68, 2), np.nan, np.float32))
             confidence.append(np.zeros(68, np.float32))
+            gaze.append(np.full((2, 2), np.nan, np.float32))
         else:
             chosen = face
             points.append(face.points)
             confidence.append(face.confidence)
+            gaze.append(np.full((2, 2), np.nan, np.float32) if face.iris is None else face.iris[:, :2])
         if on_progress is not None:
             on_progress(done)
     if not numbers:
@@ -110,8 +113,11 @@ def track_frames(frames: Iterable[tuple[int, np.ndarray]], detector: Detector | 
                        "check the footage, or try --detector fan or another --face-index")
     frame_numbers = np.asarray(numbers, np.int32)
     raw = _fill_missing(np.stack(points), frame_numbers)
-    seq = LandmarkSequence(raw, frame_numbers, size, np.stack(confidence),
-                           {"missing_frames": np.asarray(missing, np.int32)})
+    extras = {"missing_frames": np.asarray(missing, np.int32)}
+    gaze = np.stack(gaze)
+    if not np.isnan(gaze[:, 0, 0]).all():  # the detector sees irises (mediapipe): record the gaze
+        extras["gaze"] = _fill_missing(gaze, frame_numbers)
+    seq = LandmarkSequence(raw, frame_numbers, size, np.stack(confidence), extras)
     return smooth_sequence(seq, smoothing)
 
 
