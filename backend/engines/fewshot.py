@@ -28,7 +28,7 @@ from ..model_input import apply_affine, crop_affine, raster_for, shot_input
 from ..training.finetune import FineTuneOptions, personalize
 from . import fewshot_cache
 from .face_crop import PasteBack, crop_face
-from .fewshot_settings import FewShotSettings, file_digest
+from .fewshot_settings import file_digest, resolve_options
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -61,7 +61,7 @@ class FewShotEngine:
         ``points`` its 68 landmarks in pixels). Reports stages "load", "shots", "embed", "finetune"
         (per step) or "cached"; each report may raise Cancelled."""
         report = on_progress or (lambda stage, done, total: None)
-        opts = FewShotSettings.parse(settings, len(portraits))
+        opts = resolve_options(settings, len(portraits))
         self.opts = opts
         self.device = pick_device(opts.device)
         self.dtype = pick_dtype(opts.precision, self.device)
@@ -74,11 +74,11 @@ class FewShotEngine:
         for i in range(1, opts.shots):
             report("shots", i, opts.shots)
             if i - 1 < len(opts.shot_landmarks):
-                shot_points.append(opts.shot_landmarks[i - 1])
+                shot_points.append(np.asarray(opts.shot_landmarks[i - 1], np.float32))
             else:
                 from ..detectors import detect_portrait_landmarks
                 shot_points.append(detect_portrait_landmarks(portraits[i].srgb8, portraits[i].source,
-                                                             opts.detector).points.astype(np.float32))
+                                                             settings.detector).points.astype(np.float32))
         shots = np.empty((opts.shots, 6, size, size), np.float32)
         for i, p in enumerate(shot_points):
             affine = crop_affine(p, size)

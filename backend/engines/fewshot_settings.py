@@ -7,14 +7,12 @@ must be in the job.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-from dataclasses import dataclass
-
-import numpy as np
 
 from livingportrait_wire.errors import BadInput
-from livingportrait_wire.render_settings import MAX_SHOTS, RenderSettings
+from livingportrait_wire.render_settings import MAX_SHOTS, FewShotOptions, RenderSettings
 
 MODELS_ENV = "LIVINGPORTRAIT_MODELS"
 MODEL_FILE = "model.safetensors"  # the file in a checkpoint folder (model.checkpoint writes it)
@@ -67,49 +65,21 @@ def file_digest(path: str) -> str:
     return _DIGESTS[memo]
 
 
-@dataclass(frozen=True)
-class FewShotSettings:
-    """A job's fewshot options made real on this backend: model files resolved, shots counted."""
-
-    checkpoint: str  # the resolved model.safetensors path
-    finetune_steps: int = 0
-    finetune_batch: int = 4
-    shots: int = 1
-    batch: int | None = None  # frames per generator call; None: 8 on a GPU, 1 on the CPU
-    device: str = "auto"
-    compile: bool = False
-    precision: str = "auto"  # auto: bf16 (fp16 where bf16 is missing) on GPUs, fp32 on the CPU
-    shot_landmarks: tuple[np.ndarray, ...] = ()  # landmarks of portraits[1:], else detected
-    detector: str = "mediapipe"
-    vgg19: str | None = None
-    vggface: str | None = None
-
-    @classmethod
-    def parse(cls, settings: RenderSettings, portraits: int) -> "FewShotSettings":
-        """``settings`` (already checked by RenderSettings) for a job with ``portraits`` shots: what
-        only this backend and this job can tell (files, the number of shots). BadInput naming the key."""
-        opts = settings.fewshot
-        if opts.checkpoint is None:
-            raise BadInput("settings.checkpoint: the fewshot engine needs a model checkpoint (a folder written "
-                           "by `livingportrait train`); pass --checkpoint or set it in the job")
-        shots = min(portraits, MAX_SHOTS) if opts.shots is None else opts.shots
-        if shots > portraits:
-            raise BadInput(f"settings.shots: {shots} shots asked for but the job holds {portraits} portrait image(s)")
-        marks = tuple(np.asarray(m, np.float32) for m in opts.shot_landmarks)
-        if len(marks) > portraits - 1:
-            raise BadInput(f"settings.shot_landmarks: {len(marks)} point sets given, expected at most "
-                           f"{portraits - 1} (one per portrait after the first)")
-        return cls(
-            checkpoint=resolve_model_file(opts.checkpoint, "checkpoint"),
-            finetune_steps=opts.finetune_steps,
-            finetune_batch=opts.finetune_batch,
-            shots=shots,
-            batch=opts.batch,
-            device=opts.device,
-            compile=opts.compile,
-            precision=opts.precision,
-            shot_landmarks=marks,
-            detector=settings.detector,
-            vgg19=resolve_model_file(opts.vgg19, "vgg19") if opts.vgg19 else None,
-            vggface=resolve_model_file(opts.vggface, "vggface") if opts.vggface else None,
-        )
+def resolve_options(settings: RenderSettings, portraits: int) -> FewShotOptions:
+    """The job's ``fewshot`` options (already checked by RenderSettings) made real for a job of
+    ``portraits`` shots on this backend: ``checkpoint``/``vgg19``/``vggface`` resolved to safetensors
+    files here, ``shots`` counted (None: all, at most 32). BadInput naming the key."""
+    opts = settings.fewshot
+    if opts.checkpoint is None:
+        raise BadInput("settings.checkpoint: the fewshot engine needs a model checkpoint (a folder written "
+                       "by `livingportrait train`); pass --checkpoint or set it in the job")
+    shots = min(portraits, MAX_SHOTS) if opts.shots is None else opts.shots
+    if shots > portraits:
+        raise BadInput(f"settings.shots: {shots} shots asked for but the job holds {portraits} portrait image(s)")
+    if len(opts.shot_landmarks) > portraits - 1:
+        raise BadInput(f"settings.shot_landmarks: {len(opts.shot_landmarks)} point sets given, expected at most "
+                       f"{portraits - 1} (one per portrait after the first)")
+    return dataclasses.replace(
+        opts, checkpoint=resolve_model_file(opts.checkpoint, "checkpoint"), shots=shots,
+        vgg19=resolve_model_file(opts.vgg19, "vgg19") if opts.vgg19 else None,
+        vggface=resolve_model_file(opts.vggface, "vggface") if opts.vggface else None)
