@@ -301,6 +301,8 @@ class BilayerOptions:
 ENGINE_PARTS: dict[str, type] = {"warp": WarpOptions, "fewshot": FewShotOptions, "bilayer": BilayerOptions}
 # Settings that change how a file is stored, not what it shows (left out of the job digest).
 STORAGE_SETTINGS = frozenset({"zip_level"})
+_RETARGET_FIELDS = ("mode", "neutral_frame", "expression_scale", "regions")
+_LOOK_HEAD = frozenset({"engine", "detector", *_RETARGET_FIELDS})  # always in look(), in its own place
 
 
 @dataclass(frozen=True)
@@ -353,17 +355,18 @@ class RenderSettings:
 
     def look(self) -> list:
         """What decides the pictures, as JSON: engine, detector, the retargeting fields, and (only where
-        they differ from their defaults) smoothing and the chosen engine's options; not ``zip_level``
-        (storage) nor other engines' options. Equal ``look()`` -> identical frames: the resume digest
-        hashes it. Its shape is the one the flat settings dict had, so files rendered before keep their
-        digest."""
-        retarget = {k: _jsonable(getattr(self, k)) for k in ("mode", "neutral_frame", "expression_scale", "regions")}
-        extra = {} if self.smoothing is None else {"smoothing": self.smoothing}
-        options = self.engine_options
-        if options is not None:
-            for f in fields(options):
-                value = getattr(options, f.name)
-                if value != f.default:
+        they differ from their defaults) every other field and the chosen engine's options; not
+        ``STORAGE_SETTINGS`` nor other engines' options. Equal ``look()`` -> identical frames: the resume
+        digest hashes it. Its shape is the one the flat settings dict had, so files rendered before keep
+        their digest. (A new field that only changes how files are stored joins ``STORAGE_SETTINGS``.)"""
+        retarget = {k: _jsonable(getattr(self, k)) for k in _RETARGET_FIELDS}
+        extra = {}
+        for part in (self, self.engine_options):
+            for f in fields(part) if part is not None else ():
+                if part is self and (f.name in _LOOK_HEAD or f.name in ENGINE_PARTS or f.name in STORAGE_SETTINGS):
+                    continue
+                value = getattr(part, f.name)
+                if value != (f.default_factory() if f.default is MISSING else f.default):
                     extra[f.name] = _jsonable(value)
         return [self.engine, self.detector, retarget, extra]
 

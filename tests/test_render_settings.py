@@ -94,6 +94,7 @@ def test_the_job_digest_depends_on_what_the_pictures_show_only(astronaut_png, sh
     assert digest({"fewshot": {"checkpoint": "elsewhere"}}) == plain
     assert digest({"mode": "absolute"}) != plain
     assert digest({"smoothing": 1.0}) != plain
+    assert digest({"warp": {"mouth_interior": False}}) != plain  # the chosen engine's options count
     assert digest({"engine": "fewshot", "checkpoint": "a"}) == digest({"engine": "fewshot", "fewshot": {"checkpoint": "a"}})
 
 
