@@ -292,7 +292,7 @@ class BilayerOptions:
                              help="bilayer engine: auto is fp16 on GPUs, fp32 on the CPU (bf16 is faster on "
                                   "CPUs with AVX-512 BF16, less exact)")
     batch: int | None = setting(None, check=_whole(1, 256, optional=True),
-                                help="frames per network call (default 8 on a GPU, 4 on the CPU)")
+                                help="frames per network call (default 8)")
 
     __post_init__ = _raise_problems
 
