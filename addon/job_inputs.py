@@ -13,7 +13,7 @@ from .wire.errors import BadInput
 from .wire.frame_writer import ensure_output_folder
 from .wire.landmarks import load_sequence
 from .wire.protocol import Limits
-from .wire.render_settings import FewShotOptions, RenderSettings
+from .wire.render_settings import BilayerOptions, FewShotOptions, RenderSettings
 
 MAX_PORTRAITS = Limits().max_portraits
 
@@ -93,9 +93,13 @@ def engine_settings(settings) -> RenderSettings:
         path = settings.checkpoint
         fewshot = FewShotOptions(checkpoint=bpy.path.abspath(path) if path.startswith("//") else path,
                                  finetune_steps=int(settings.finetune_steps))
+    bilayer = BilayerOptions()
+    if settings.engine == "bilayer" and settings.checkpoint.strip():  # else the backend's own MODELS/bilayer
+        path = settings.checkpoint
+        bilayer = BilayerOptions(checkpoint=bpy.path.abspath(path) if path.startswith("//") else path)
     return RenderSettings(engine=settings.engine, mode=settings.motion_mode,
                           expression_scale=float(settings.expression_scale), regions=tuple(regions),
-                          smoothing=float(settings.smoothing), fewshot=fewshot)
+                          smoothing=float(settings.smoothing), fewshot=fewshot, bilayer=bilayer)
 
 
 def output_folder(context, settings) -> str:

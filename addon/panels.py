@@ -53,8 +53,9 @@ def draw_panel(layout, context):
     box.prop(settings, "expression_scale")
     box.label(text="Regions")
     box.row(align=True).prop(settings, "regions")
-    if settings.engine == "fewshot":
+    if settings.engine in ("fewshot", "bilayer"):
         box.prop(settings, "checkpoint")
+    if settings.engine == "fewshot":
         box.prop(settings, "finetune_steps")
 
     box = layout.box()

@@ -11,6 +11,7 @@ SOURCES = (
 ENGINES = (
     ("warp", "Warp", "Classical landmark-driven warp: no weights needed, fast on any machine"),
     ("fewshot", "Few-Shot", "The neural talking-head model (needs its weights on the backend)"),
+    ("bilayer", "Bi-layer", "The lab's one-shot bi-layer model (needs its converted public weights on the backend)"),
 )
 MOTION_MODES = (
     ("relative", "Relative", "Transfer the performance's motion, keep the portrait's face shape"),
@@ -66,8 +67,9 @@ class LIVINGPORTRAIT_PG_settings(bpy.types.PropertyGroup):
     finetune_steps: IntProperty(name="Fine-Tune Steps", default=0, min=0, max=10000,
                                 description="Few-shot fine-tuning steps on the portraits (Few-Shot engine)")
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH",
-                               description="The Few-Shot model: a folder written by `livingportrait train`, "
-                                           "as the backend's machine sees it")
+                               description="The Few-Shot model (a folder written by `livingportrait train`) or "
+                                           "the Bi-layer converted weights (empty: the backend's own), as the "
+                                           "backend's machine sees it")
     use_scene_range: BoolProperty(name="Scene Frame Range", default=True,
                                   description="Animate the scene's frame range")
     frame_start: IntProperty(name="Start", default=1, min=0)
