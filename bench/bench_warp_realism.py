@@ -259,6 +259,23 @@ def speed(before_cls, frames):
     for tg in blink:
         e.render(tg)
     print(f"  1080p a full-blink frame (after): {(time.perf_counter() - t) / len(blink) * 1000:.1f} ms")
+    # End to end into EXR files (the farm's own loop: synthesis on a worker thread overlapping the
+    # encoder, files written atomically), before and after interleaved.
+    from livingportrait_backend.farm import write_frames
+    e2e = {"before": [], "after": []}
+    frames = sorted(r.targets)
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(2):
+            for label in e2e:
+                r.engine = variants[label][0]
+                t = time.perf_counter()
+                write_frames(r, frames, tmp)
+                e2e[label].append(len(frames) / (time.perf_counter() - t))
+                for name in os.listdir(tmp):
+                    os.remove(os.path.join(tmp, name))
+    for label, rates in e2e.items():
+        print(f"  1080p end to end EXR files {label:7s} {np.median(rates):6.1f} frames/s "
+              f"({np.median(rates) / np.median(e2e['before']):4.2f} x before)")
 
 
 WarpEngineNow = type(create_engine("warp"))

@@ -98,8 +98,8 @@ class WarpEngine:
         if self.x1 - self.x0 < 4 or self.y1 - self.y0 < 4:
             raise BadInput(f"{portrait.source}: the face landmarks lie outside the image")
         rw, rh = self.x1 - self.x0, self.y1 - self.y0
-        # The spline is smooth: ~64 cells across the face, upsampled bicubically, keeps it sub-pixel.
-        self.step = max(2, int(round(max(rw, rh) / 64)))
+        # The motion is smooth: ~48 cells across the region, upsampled bicubically, keeps it sub-pixel.
+        self.step = max(2, int(round(max(rw, rh) / 48)))
         gx = np.arange(self.x0, self.x1 + self.step, self.step, dtype=np.float64)
         gy = np.arange(self.y0, self.y1 + self.step, self.step, dtype=np.float64)
         self.grid_shape = (len(gy), len(gx))
@@ -168,9 +168,10 @@ class WarpEngine:
         face_side = np.clip((jaw_y[None, :] - rows) * np.float32(0.5) + np.float32(0.5), 0.0, 1.0)
         dx += face_side * self._upsample(face_field[:, 0])
         dy += face_side * self._upsample(face_field[:, 1])
-        moved = self._upsample(np.sqrt(((head_field + face_field) ** 2).sum(1)), cv2.INTER_LINEAR)
+        # The matte: 1 where the frame moved by 2% of the eye distance or more (smooth, so coarse).
+        moved = np.sqrt(((head_field + face_field) ** 2).sum(1)) / (0.02 * self.iod)
+        matte = self._upsample(_smoothstep(moved), cv2.INTER_LINEAR)
         mx, my = self.base_x + dx, self.base_y + dy
-        matte = _smoothstep(moved * np.float32(1.0 / (0.02 * self.iod)))
         if self.alpha is None:
             roi = cv2.remap(self.src, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         else:
@@ -217,7 +218,7 @@ class WarpEngine:
                 box = roi[y0:y0 + hh, x0:x0 + ww]
                 roi[y0:y0 + hh, x0:x0 + ww] = box * (1 - a) + rgb * a
                 matte[y0:y0 + hh, x0:x0 + ww] = np.maximum(matte[y0:y0 + hh, x0:x0 + ww], alpha)
-        return FramePatch(self.y0, self.x0, roi.astype(np.float32), matte)
+        return FramePatch(self.y0, self.x0, roi, matte)
 
     def _hold_lids_open(self, t: np.ndarray, head) -> tuple[np.ndarray, list[float]]:
         """Targets whose upper lids keep the portrait's own opening (moved with the head), and per eye
