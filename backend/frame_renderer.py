@@ -70,8 +70,9 @@ def job_digest(spec: RenderSpec) -> str:
     h.update(np.ascontiguousarray(spec.driver.frames, np.int32).tobytes())
     if spec.portrait_landmarks is not None:
         h.update(np.ascontiguousarray(spec.portrait_landmarks, np.float32).tobytes())
-    if spec.driver.gaze is not None:
-        h.update(b"gaze" + np.ascontiguousarray(spec.driver.gaze, np.float32).tobytes())
+    for key in ("gaze", "mouth", "mouth_lips"):  # footage a performance carries decides pixels too
+        if key in spec.driver.extras:
+            h.update(key.encode() + np.ascontiguousarray(spec.driver.extras[key]).tobytes())
     # Effective settings: an explicit default and an absent key make the same pictures.
     h.update(json.dumps(spec.settings.look(), sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
@@ -165,6 +166,11 @@ class FrameRenderer:
 
             offsets = gaze_offsets(spec.driver, options.neutral_frame)
             self.gaze = {int(f): offsets[i] for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
+        # The actor's mouth interior per frame, when the performance was tracked from footage.
+        self.mouths = {}
+        crops, lips = spec.driver.extras.get("mouth"), spec.driver.extras.get("mouth_lips")
+        if crops is not None and lips is not None:
+            self.mouths = {int(f): (crops[i], lips[i]) for i, f in enumerate(spec.driver.frames) if int(f) in wanted}
         self.on_progress("prepare", 0, 1)
         engine = create_engine(spec.engine, spec.settings)
         # Engines that keep preparation on disk (``cache_dir``; warp's person layers, few-shot's
@@ -226,8 +232,9 @@ class FrameRenderer:
         batch = getattr(self.engine, "render_batch", None)
         if batch is not None and len(frames) > 1:
             return batch(targets)
-        if self.gaze and getattr(self.engine, "uses_gaze", False):
-            return [self.engine.render(t, gaze=self.gaze.get(f)) for f, t in zip(frames, targets)]
+        if (self.gaze or self.mouths) and getattr(self.engine, "uses_gaze", False):
+            return [self.engine.render(t, gaze=self.gaze.get(f), mouth=self.mouths.get(f))
+                    for f, t in zip(frames, targets)]
         return [self.engine.render(t) for t in targets]
 
     def _check_cancel(self) -> None:

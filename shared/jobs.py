@@ -48,8 +48,9 @@ class RenderJob:
                     array_buffer("frames", self.driver.frames)]
         if self.driver.confidence is not None:
             buffers.append(array_buffer("confidence", self.driver.confidence))
-        if self.driver.gaze is not None:
-            buffers.append(array_buffer("gaze", self.driver.gaze))
+        for key in ("gaze", "mouth", "mouth_lips"):  # what footage a performance carries (optional)
+            if key in self.driver.extras:
+                buffers.append(array_buffer(key, np.ascontiguousarray(self.driver.extras[key])))
         if self.portrait_landmarks is not None:
             buffers.append(array_buffer("portrait_landmarks", np.asarray(self.portrait_landmarks, np.float32)))
         settings = self.settings.to_dict() if isinstance(self.settings, RenderSettings) else self.settings

@@ -5,7 +5,10 @@ height); ``frames`` int32 [T] explicit frame numbers, strictly increasing; optio
 float32 [T, 68] in [0, 1]. The ``.npz`` file stores exactly these arrays plus ``layout`` = "ibug68";
 extra arrays (e.g. a raw track beside a smoothed one) are kept in ``extras``. One extra is understood:
 ``gaze`` float32 [T, 2, 2], the iris centres (pixels) of the eye of points 36-41, then of 42-47, per
-frame (``track`` records it; files without it load as before and their eyes stay as painted).
+frame (``track`` records it; files without it load as before and their eyes stay as painted); and
+``mouth`` uint8 [T, h, w, 3] with ``mouth_lips`` float32 [T, 3]: the actor's mouth interior per frame
+and the colour of the lips around it (``track`` records them from footage; the warp engine lays them
+into the portrait's opened mouth).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from .errors import BadInput
 from .layout import LAYOUT_NAME, NUM_POINTS
 
 _CORE_KEYS = {"landmarks", "frames", "image_size", "layout", "confidence"}
+PER_FRAME_EXTRAS = ("gaze", "mouth", "mouth_lips")  # extras with one entry per frame that renders use
 
 
 @dataclass
@@ -71,6 +75,12 @@ class LandmarkSequence:
             if not np.all(np.isfinite(g)):
                 raise BadInput(f"{source}: gaze values must be finite")
             self.extras["gaze"] = g.astype(np.float32)
+        if "mouth" in self.extras or "mouth_lips" in self.extras:
+            m, c = np.asarray(self.extras.get("mouth")), np.asarray(self.extras.get("mouth_lips"))
+            if (m.ndim != 4 or m.shape[0] != len(self.landmarks) or m.shape[3] != 3 or m.dtype != np.uint8
+                    or c.shape != (len(self.landmarks), 3) or not np.all(np.isfinite(c))):
+                raise BadInput(f"{source}: mouth must be uint8 [T, h, w, 3] with mouth_lips [T, 3] "
+                               f"(finite), got {list(m.shape)} {m.dtype} and {list(c.shape)}")
         if self.confidence is not None:
             c = self.confidence
             if c.shape != lm.shape[:2]:
@@ -91,13 +101,14 @@ class LandmarkSequence:
         return i
 
     def select(self, first: int, last: int) -> "LandmarkSequence":
-        """The frames within [first, last] inclusive (extras are dropped, except the gaze)."""
+        """The frames within [first, last] inclusive (extras are dropped, except the per-frame ones
+        the renderer uses: gaze and the actor's mouths)."""
         keep = (self.frames >= first) & (self.frames <= last)
         if not keep.any():
             raise BadInput(f"frame range {first}-{last} holds none of the performance's frames "
                            f"({int(self.frames[0])}-{int(self.frames[-1])})")
         conf = None if self.confidence is None else self.confidence[keep]
-        extras = {} if self.gaze is None else {"gaze": self.gaze[keep]}
+        extras = {k: self.extras[k][keep] for k in PER_FRAME_EXTRAS if k in self.extras}
         return LandmarkSequence(self.landmarks[keep], self.frames[keep], self.image_size, conf, extras)
 
     def to_arrays(self) -> dict[str, np.ndarray]:

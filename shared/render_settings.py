@@ -236,6 +236,10 @@ class WarpOptions:
 
     mouth_interior: bool = setting(True, check=_flag_value,
                                    help="warp engine: paint a mouth interior when the mouth opens")
+    mouth_source: str = setting("auto", check=_choice(("auto", "synthesis")),
+                                help="warp engine: where an opened mouth's interior comes from: auto (the "
+                                     "actor's, when the performance was tracked from footage; else the "
+                                     "portrait's own teeth or a synthesised one) or synthesis")
     gaze: bool = setting(True, check=_flag_value,
                          help="warp engine: move the irises with the performance's gaze (when it has one)")
     person_matte: bool = setting(True, check=_flag_value,

@@ -72,6 +72,7 @@ class WarpEngine:
         found here, once."""
         options = (settings or RenderSettings()).warp
         self.mouth_interior = options.mouth_interior
+        self.mouth_source = options.mouth_source
         portrait = portraits[0]
         self.src = portrait.linear
         self.portrait = portrait
@@ -132,12 +133,13 @@ class WarpEngine:
         self.irises: Irises | None = None  # found at the first frame that has a gaze
         self.lid_gaps = [float(np.mean(p[list(lower), 1] - p[list(upper), 1])) for _, upper, lower in EYES]
 
-    uses_gaze = True  # FrameRenderer passes the performance's gaze to render()
+    uses_gaze = True  # FrameRenderer passes the performance's gaze and actor's mouths to render()
 
-    def render(self, targets: np.ndarray, gaze: np.ndarray | None = None) -> FramePatch:
+    def render(self, targets: np.ndarray, gaze: np.ndarray | None = None, mouth=None) -> FramePatch:
         """One frame: ``targets`` float32 (68, 2) portrait pixels -> the changed region. ``gaze``:
         float32 (2, 2) per eye (36-41, 42-47), the iris's move from the neutral frame in eye widths
-        (``retarget.gaze_offsets``), or None: the eyes stay as painted."""
+        (``retarget.gaze_offsets``), or None: the eyes stay as painted. ``mouth``: the actor's mouth
+        interior in this frame (``warp_mouth.driver_mouth``), or None: from the portrait or synthesised."""
         t = _unfold(np.asarray(targets, np.float64))
         head = fit_similarity(self.points[list(STABLE_POINTS)], t[list(STABLE_POINTS)])
         t, closures = self._hold_lids_open(t, head)
@@ -210,7 +212,7 @@ class WarpEngine:
                 roi = lids
             matte = np.maximum(matte, changed)
         if self.mouth_interior:
-            fill = self.mouth.render(t, roi.shape[:2], offset)
+            fill = self.mouth.render(t, roi.shape[:2], offset, mouth if self.mouth_source != "synthesis" else None)
             if fill is not None:
                 y0, x0, rgb, alpha = fill
                 hh, ww = alpha.shape

@@ -7,6 +7,10 @@ inner corner (-1) to the other (+1), and at each ``u`` a pixel is ``d_up`` below
 - a portrait whose own teeth show keeps them: upper teeth hang from the upper lip (they move with the
   head), lower teeth stand on the lower lip (they move with the jaw), each resampled from the portrait
   at the same distance from its lip; what opens between them is throat;
+- a performance tracked from footage carries the actor's own mouth interior per frame (``driver_mouth``:
+  the opening resampled onto a fixed (u, v) grid, v from the upper inner lip (0) to the lower (1));
+  it is laid onto the portrait's opening in the same (u, v), its light and colour matched to the
+  portrait's in linear light (the ratio of the portraits' lip colours) and given the portrait's grain;
 - otherwise an interior is synthesised: a throat darker toward the back and the corners, the upper
   lip's shadow, upper teeth of decreasing width toward the corners with dark separations and rounded
   tips, lower teeth and a tongue when the jaw drops far enough, all scaled to the portrait's light and
@@ -26,6 +30,38 @@ TOOTH_EDGES = np.array([0.0, 0.2, 0.37, 0.52, 0.66, 0.79, 0.91, 1.2])
 def _smoothstep(x):
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
+
+
+DRIVER_MOUTH = (32, 64)  # (v, u) samples of an actor's mouth opening carried per frame
+
+
+def driver_mouth(rgb8: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An actor's mouth interior in one frame: uint8 sRGB (32, 64, 3) of the inner-lip opening on the
+    (u, v) grid, and the linear mean colour (3,) of the lips around it (for colour matching)."""
+    from ..colorspace import SRGB8_TO_LINEAR
+
+    f = MouthFrame(np.asarray(points, np.float64))
+    rows, cols = DRIVER_MOUTH
+    xr = np.linspace(-1.0, 1.0, cols)[None, :] * f.half
+    yu, yl = f.curves(xr)
+    yr = yu + np.linspace(0.0, 1.0, rows)[:, None] * (yl - yu)
+    mx, my = f.to_image(np.broadcast_to(xr, yr.shape), yr)
+    crop = cv2.remap(np.ascontiguousarray(rgb8[:, :, :3]), mx.astype(np.float32), my.astype(np.float32),
+                     cv2.INTER_AREA if f.half > cols else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, lip_colour(SRGB8_TO_LINEAR[rgb8[:, :, :3]], points)
+
+
+def lip_colour(linear: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Mean linear colour (3,) of the lips (between the outer and the inner lip line): the reference
+    an actor's mouth interior is matched to a portrait's by."""
+    h, w = linear.shape[:2]
+    x0, y0 = np.clip(np.floor(points[48:60].min(0)).astype(int), 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(points[48:60].max(0)).astype(int) + 1, 1, [w, h])
+    ring = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(ring, [np.round(points[48:60] - [x0, y0]).astype(np.int32)], 1)
+    cv2.fillPoly(ring, [np.round(points[60:68] - [x0, y0]).astype(np.int32)], 0)
+    lips = linear[y0:y1, x0:x1][ring > 0]
+    return (lips.mean(0) if len(lips) else np.full(3, 0.2)).astype(np.float32)
 
 
 class MouthFrame:
@@ -70,6 +106,7 @@ class MouthModel:
         mx1, my1 = np.ceil(p[48:60].max(0)).astype(int)
         lips = src[max(my0, 0):max(my1, 1), max(mx0, 0):max(mx1, 1)]
         self.skin = lips.reshape(-1, 3).mean(0) if lips.size else np.full(3, 0.2, np.float32)
+        self.lips = lip_colour(src, p)
         # Grain: the portrait's relative high frequencies on the cheek below the eye.
         x0 = int(max(p[36, 0], 0)); x1 = int(min(max(p[39, 0], x0 + 8), w))
         y0 = int(max(p[29, 1], 0)); y1 = int(min(max(p[33, 1], y0 + 8), h))
@@ -102,9 +139,10 @@ class MouthModel:
             return float(_smoothstep((area / self.area - 1.0) / 0.1))
         return float(_smoothstep((area - self.area) / (0.5 * self.area + 0.01 * self.iod ** 2)))
 
-    def render(self, t: np.ndarray, shape: tuple[int, int], offset: np.ndarray):
+    def render(self, t: np.ndarray, shape: tuple[int, int], offset: np.ndarray, driver=None):
         """The interior for targets ``t`` on a region of ``shape`` (h, w) whose pixel 0 is portrait pixel
-        ``offset``: (y0, x0, rgb float32, alpha float32) over the mouth's box only, or None."""
+        ``offset``: (y0, x0, rgb float32, alpha float32) over the mouth's box only, or None.
+        ``driver``: this frame's (crop, lip colour) from ``driver_mouth``, or None."""
         strength = self.strength(t)
         if strength <= 0:
             return None
@@ -124,9 +162,12 @@ class MouthModel:
         d_up, d_lo = yr - yu, yl - yr
         opening = np.maximum(yl - yu, 1e-3)
         u = np.clip(xr / f.half, -1.0, 1.0)
-        rgb = self._synthesise(u, d_up, d_lo, opening, f.half)
-        if self.own_teeth:
-            rgb = self._own_teeth(rgb, u, d_up, d_lo, f.half)
+        if driver is not None:
+            rgb = self._from_driver(driver, u, d_up / opening)
+        else:
+            rgb = self._synthesise(u, d_up, d_lo, opening, f.half)
+            if self.own_teeth:
+                rgb = self._own_teeth(rgb, u, d_up, d_lo, f.half)
         # Grain: the portrait's own, tiled over the box.
         g = self.grain
         gy = (np.arange(y0, y1) % g.shape[0])[:, None]
@@ -172,6 +213,18 @@ class MouthModel:
         # The upper lip's shadow over everything just below it.
         lip_shadow = 0.5 + 0.5 * _smoothstep(d_up / (0.12 * opening + 1.0))
         return (rgb * lip_shadow[..., None]).astype(np.float32)
+
+    def _from_driver(self, driver, u, v):
+        """The actor's interior at (u, v), in the portrait's light."""
+        from ..colorspace import SRGB8_TO_LINEAR
+
+        crop, lips = driver
+        rows, cols = crop.shape[:2]
+        linear = SRGB8_TO_LINEAR[crop]
+        gain = np.clip(self.lips / np.maximum(lips, 1e-4), 0.25, 4.0).astype(np.float32)
+        mx = ((u + 1.0) * 0.5 * (cols - 1)).astype(np.float32)
+        my = (np.clip(v, 0.0, 1.0) * (rows - 1)).astype(np.float32)
+        return cv2.remap(linear, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE) * gain
 
     def _own_teeth(self, rgb, u, d_up, d_lo, half):
         """The portrait's own interior, upper part hanging from the upper lip, lower part standing on

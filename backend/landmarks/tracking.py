@@ -5,7 +5,9 @@ ffmpeg's image sequences count them); a folder's frames take the number in each 
 name has one (``shot.0101.png`` -> 101), else their sorted order from 1. Frames where the chosen face is
 not found are filled by interpolation, get confidence 0, and are listed in ``extras['missing_frames']``.
 The saved sequence is smoothed; the raw track is kept in ``extras['raw_landmarks']``. With a detector
-that sees irises (mediapipe's refined mesh) the iris centres are recorded as ``extras['gaze']``.
+that sees irises (mediapipe's refined mesh) the iris centres are recorded as ``extras['gaze']``; the
+actor's mouth interior is recorded per frame as ``extras['mouth']`` (uint8 [T, 32, 64, 3], the inner-lip
+opening on a fixed grid) with the lips' colour ``extras['mouth_lips']`` (float32 [T, 3], linear).
 """
 from __future__ import annotations
 
@@ -81,7 +83,9 @@ def track_frames(frames: Iterable[tuple[int, np.ndarray]], detector: Detector | 
     """
     if isinstance(detector, str):
         detector = get_detector(detector)
-    numbers, points, confidence, missing, gaze = [], [], [], [], []
+    from ..engines.warp_mouth import DRIVER_MOUTH, driver_mouth
+
+    numbers, points, confidence, missing, gaze, mouths, lips = [], [], [], [], [], [], []
     size, chosen = None, None
     for done, (number, image) in enumerate(frames, start=1):
         if size is None:
@@ -98,11 +102,16 @@ def track_frames(frames: Iterable[tuple[int, np.ndarray]], detector: Detector | 
             points.append(np.full((68, 2), np.nan, np.float32))
             confidence.append(np.zeros(68, np.float32))
             gaze.append(np.full((2, 2), np.nan, np.float32))
+            mouths.append(None)
+            lips.append(None)
         else:
             chosen = face
             points.append(face.points)
             confidence.append(face.confidence)
             gaze.append(np.full((2, 2), np.nan, np.float32) if face.iris is None else face.iris[:, :2])
+            crop, colour = driver_mouth(image, face.points)
+            mouths.append(crop)
+            lips.append(colour)
         if on_progress is not None:
             on_progress(done)
     if not numbers:
@@ -117,6 +126,11 @@ def track_frames(frames: Iterable[tuple[int, np.ndarray]], detector: Detector | 
     gaze = np.stack(gaze)
     if not np.isnan(gaze[:, 0, 0]).all():  # the detector sees irises (mediapipe): record the gaze
         extras["gaze"] = _fill_missing(gaze, frame_numbers)
+    # The actor's mouth interior per frame (frames without the face take the nearest found one's).
+    found = [i for i, m in enumerate(mouths) if m is not None]
+    nearest = [min(found, key=lambda j: abs(j - i)) for i in range(len(mouths))]
+    extras["mouth"] = np.stack([mouths[j] for j in nearest]).reshape(-1, *DRIVER_MOUTH, 3)
+    extras["mouth_lips"] = np.stack([lips[j] for j in nearest]).astype(np.float32)
     seq = LandmarkSequence(raw, frame_numbers, size, np.stack(confidence), extras)
     return smooth_sequence(seq, smoothing)
 

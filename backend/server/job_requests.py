@@ -40,9 +40,9 @@ def driver_from_message(msg: Message, limits: Limits) -> LandmarkSequence:
     if landmarks.ndim == 3 and landmarks.shape[0] > limits.max_frames_per_job:
         raise ProtocolError(f"a job may hold at most {limits.max_frames_per_job} frames", ErrorCode.LIMIT)
     size = _int_pair(msg.header.get("image_size"), "image_size")
-    gaze = msg.optional("gaze")
+    extras = {k: msg.optional(k) for k in ("gaze", "mouth", "mouth_lips")}
     return LandmarkSequence(landmarks, frames, size, msg.optional("confidence"),
-                            {} if gaze is None else {"gaze": gaze})
+                            {k: v for k, v in extras.items() if v is not None})
 
 
 def settings_from_header(header: dict) -> RenderSettings:
