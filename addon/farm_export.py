@@ -59,6 +59,8 @@ def bundle_parameters(portrait: str, driver: str, landmarks: str, out_dir: str, 
     if settings.engine == "fewshot":
         values["Checkpoint"] = os.path.abspath(settings.fewshot.checkpoint)
         values["FinetuneSteps"] = int(settings.fewshot.finetune_steps)
+    elif settings.engine == "bilayer" and settings.bilayer.checkpoint:
+        values["Checkpoint"] = os.path.abspath(settings.bilayer.checkpoint)
     return [{"name": k, "value": v} for k, v in values.items()]
 
 

@@ -57,7 +57,7 @@ const JOB_TYPE = {
         { key: "driver_smoothing", type: "string", required: false, default: "",
           description: "Optional: smooth the performance first (a strength, 1 = default, or off)" },
         { key: "engine", type: "string", required: true, default: "warp",
-          choices: ["warp", "fewshot"],
+          choices: ["warp", "fewshot", "bilayer"],
           description: "Synthesis engine; fewshot needs a checkpoint",
           eval: "C.scene.living_portrait.engine" },
         { key: "checkpoint", type: "string", subtype: "dir_path", required: false, default: "",
