@@ -29,9 +29,9 @@ from livingportrait_wire.render_settings import RenderSettings
 from ..landmarks.forehead import FOREHEAD_LIFT, face_up, forehead_points
 from ..landmarks.similarity import fit_similarity
 from . import FramePatch
-from .warp_eyes import BROWS, EYES, Irises, close_lid, rigid_overlays
+from .warp_eyes import BROWS, EYES, Irises, close_lid, fill_from_above, rigid_overlays
 from .warp_mouth import MouthModel
-from .warp_person import inpaint_linear, person_layers
+from .warp_person import person_layers
 
 RING_POINTS = 40
 INNER_RADIUS = 1.25   # the expression's spline is whole inside this many face-ellipse radii
@@ -121,13 +121,13 @@ class WarpEngine:
         found = person_layers(portrait, roi, getattr(self, "cache_dir", None)) if options.person_matte else None
         self.cache_hit = bool(found and found[3])
         self.alpha, self.person, self.plate = found[:3] if found and found[0] is not None else (None, None, None)
-        # Glasses' rims stay put when a lid closes behind them: the lid slides on a copy of the
-        # portrait with them painted out, and they are laid back on top.
+        # Glasses' rims and lens reflections stay put when a lid closes behind them: the lid slides
+        # on a copy of the portrait with them filled from the skin above, and they are laid back on top.
         overlay = rigid_overlays(portrait.srgb8, p, self.iod)
         self.overlay = self.unglazed = None
         if overlay is not None:
             self.overlay = np.ascontiguousarray(overlay[roi])
-            self.unglazed = inpaint_linear(self.src[roi], portrait.srgb8[roi], overlay[roi] > 0.05)
+            self.unglazed = fill_from_above(self.src[roi], overlay[roi] > 0.05)
         self.mouth = MouthModel(self.src, p, self.iod)
         self.gaze_on = options.gaze
         self.irises: Irises | None = None  # found at the first frame that has a gaze

@@ -87,13 +87,13 @@ def close_lid(roi: np.ndarray, t: np.ndarray, eye, closure: float, offset: np.nd
 
 
 def rigid_overlays(srgb8: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray | None:
-    """What lies in front of the eyes and must not move with a blink: glasses' rims. float32 (h, w)
-    mask, or None when there is none.
+    """What lies in front of the eyes and must not move with a blink: glasses' rims and the
+    reflections on their lenses. float32 (h, w) mask, or None when there is none.
 
     Per eye, in a box around it: thin dark structures (a morphological black-hat) that reach both
     above the upper lid and below the lower lid and span wider than the eye (a rim goes round the eye;
-    lashes, the crease and the brow do not). Reflections on the lens are not found yet: they slide
-    with the lid."""
+    lashes, the crease and the brow do not); then, only behind such a rim, thin bright marks that reach
+    above the upper lid."""
     h, w = srgb8.shape[:2]
     gray = cv2.cvtColor(np.ascontiguousarray(srgb8[:, :, :3]), cv2.COLOR_RGB2GRAY)
     k = max(3, int(0.12 * iod)) | 1
@@ -120,6 +120,15 @@ def rigid_overlays(srgb8: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray |
             continue
         for i in rims:
             mask[y0:y1, x0:x1][labels == i] = 1
+        # Behind a rim (a lens), bright thin marks reaching above the upper lid are reflections on
+        # the glass (the eye's white and catchlight stay below the lid): they stay put too.
+        bright = (cv2.morphologyEx(box, cv2.MORPH_TOPHAT, kernel) > 25) & (box > skin + 0.4 * (255 - skin))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), 8)
+        for i in range(1, n):
+            bx, by, bw, bh, area = stats[i]
+            if (y0 + by < up_y - 0.3 * gap and area >= 3
+                    and x0 + bx + bw > min(cx0, cx1) and x0 + bx < max(cx0, cx1)):
+                mask[y0:y1, x0:x1][labels == i] = 1
     if not mask.any():
         return None
     # Out to the rims' antialiased edges, softly.
@@ -199,3 +208,20 @@ class Irises:
             roi[oy0:oy1, ox0:ox1] = roi[oy0:oy1, ox0:ox1] * (1 - a) + np.maximum(moved, 0) * a
             changed[oy0:oy1, ox0:ox1] = np.maximum(changed[oy0:oy1, ox0:ox1], opening)
         return roi, changed
+
+
+def fill_from_above(linear: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``linear`` with each pixel of ``hole`` (bool (h, w)) taking the colour of the nearest pixel above
+    it outside the hole: what a lid slides on where glasses were, so the stretched band shows the
+    skin above the rim and the lid, never a smear of the eye under a reflection."""
+    out = linear.copy()
+    rows = np.nonzero(hole.any(1))[0]
+    for y in rows:
+        if y == 0:
+            continue
+        cols = hole[y]
+        out[y, cols] = out[y - 1, cols]
+    # Copied rows streak: soften the fill sideways (only the filled pixels change).
+    soft = cv2.GaussianBlur(out, (0, 0), sigmaX=3.0, sigmaY=1.0)
+    out[hole] = soft[hole]
+    return out
