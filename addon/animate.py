@@ -3,8 +3,8 @@ import time
 
 import bpy
 
-from . import compositor, frame_mapping, job_inputs
-from .job_runner import JobDriver, StreamOperatorMixin, job_driver
+from . import compositor, frame_mapping, job_inputs, validation
+from .job_runner import JobDriver, StreamOperatorMixin, job_driver, job_state
 from .wire.client import FrameWritten, RenderJob
 
 REFRESH_INTERVAL_S = 0.5  # re-evaluating the compositor on every frame would thrash it
@@ -31,7 +31,7 @@ class AnimateHandler:
             compositor.refresh_sequence(self.scene)
             self.last_refresh = time.monotonic()
 
-    def on_done(self, result) -> None:
+    def on_done(self, results) -> None:
         if self.node is None:
             self.node = compositor.show_sequence(self.scene, self.first_file, self.timing)
         compositor.refresh_sequence(self.scene)
@@ -60,7 +60,12 @@ class LIVINGPORTRAIT_OT_animate(StreamOperatorMixin, bpy.types.Operator):
 
     bl_idname = "living_portrait.animate"
     bl_label = "Animate"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        # Greyed out while a problem the panel lists stands (its text is the button's tooltip).
+        return not job_state(context).running and validation.poll_job(cls, context, "animate")
 
     def start_job(self, context):
         return start_animate(context)

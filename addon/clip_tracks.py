@@ -33,27 +33,72 @@ def clip_size(clip) -> tuple[int, int]:
     return w, h
 
 
-def write_tracks(clip, seq, object_name: str = DEFAULT_OBJECT) -> None:
+def faceless_message(scene_frames, clip_spans: str) -> str:
+    """What Detect says about frames where no face was found."""
+    return (f"no face found on {len(scene_frames)} frame(s): scene frames "
+            f"{frame_mapping.format_spans(scene_frames)} (clip frames {clip_spans}); their markers are "
+            "disabled at in-between positions: place them (or enable them to keep those positions), "
+            "or narrow the frame range")
+
+
+# Pattern and search boxes follow the face: the pattern a fraction of the face's width (so boxes of
+# neighbouring points overlap little even on a small face), the search area a few patterns across
+# (room for the motion between two frames). Pixels.
+PATTERN_OF_FACE = 0.07
+PATTERN_MIN_PX, PATTERN_MAX_PX = 7, 61
+SEARCH_OF_PATTERN = 3.0
+
+
+def box_sizes(seq) -> tuple[float, float]:
+    """The (pattern, search) side lengths in pixels for tracks of ``seq``'s face (its median width)."""
+    width = float(np.median(np.ptp(seq.landmarks[:, :, 0], axis=1))) if len(seq) else 0.0
+    pattern = float(np.clip(round(width * PATTERN_OF_FACE) | 1, PATTERN_MIN_PX, PATTERN_MAX_PX))
+    return pattern, pattern * SEARCH_OF_PATTERN
+
+
+def _set_boxes(marker, pattern: tuple[float, float], search: tuple[float, float]) -> None:
+    """A marker's pattern (corners) and search area, in clip-normalised units around its position."""
+    px, py = pattern[0] / 2, pattern[1] / 2
+    marker.pattern_corners = ((-px, -py), (px, -py), (px, py), (-px, py))
+    marker.search_min = (-search[0] / 2, -search[1] / 2)
+    marker.search_max = (search[0] / 2, search[1] / 2)
+
+
+def write_tracks(clip, seq, object_name: str = DEFAULT_OBJECT) -> np.ndarray:
     """Put ``seq`` (scene frames, pixels in the clip's frame) on the clip as 68 named tracks.
 
-    Existing landmark tracks of the same names are reused and their markers replaced, so Detect can be
-    run again; frames the sequence lacks stay without markers.
+    Tracks are ordinary tracks Blender's tracker can refine: pattern and search boxes sized from the
+    face. Existing landmark tracks of the same names are reused: their markers inside the sequence's
+    span of frames are replaced, markers outside it (earlier detections, hand fixes) are kept. Frames
+    where the detector found no face (confidence 0) get disabled markers. Returns those scene frames.
     """
     obj = tracking_object(clip, object_name, create=True)
     co = markers_from_sequence(seq)
     clip_frames = frame_mapping.scene_to_clip(seq.frames.astype(np.int64), clip.frame_start)
+    first, last = int(clip_frames.min()), int(clip_frames.max())
+    wanted = set(int(f) for f in clip_frames)
+    faceless = np.zeros(len(seq), bool)
+    if seq.confidence is not None:
+        faceless = ~(np.asarray(seq.confidence).reshape(len(seq), -1) > 0).any(axis=1)
+    w, h = seq.image_size
+    pattern_px, search_px = box_sizes(seq)
+    pattern, search = (pattern_px / w, pattern_px / h), (search_px / w, search_px / h)
     existing = {t.name: t for t in obj.tracks}
     for i, name in enumerate(TRACK_NAMES):
         track = existing.get(name)
         if track is None:
             track = obj.tracks.new(name=name, frame=int(clip_frames[0]))
             track.name = name  # new() may add a suffix when the name was used before
-        for marker in list(track.markers):
-            if marker.frame not in clip_frames:
-                track.markers.delete_frame(marker.frame)
+        # Frame numbers first, then deletes: a marker reference is not used after any removal.
+        stale = [m.frame for m in track.markers]
+        for frame in stale:
+            if first <= frame <= last and frame not in wanted:
+                track.markers.delete_frame(frame)
         for t, frame in enumerate(clip_frames):
             marker = track.markers.insert_frame(int(frame), co=(float(co[i, t, 0]), float(co[i, t, 1])))
-            marker.mute = False
+            marker.mute = bool(faceless[t])
+            _set_boxes(marker, pattern, search)
+    return np.asarray(seq.frames)[faceless]
 
 
 def read_tracks(clip, object_name: str, scene_frames: np.ndarray):

@@ -83,3 +83,19 @@ def _await_local_backend(address: str, timeout_s: float, curve, log: str):
             continue
         client.timeout_s = timeout_s
         return client, info
+
+
+def local_watchdog(address: str):
+    """A bpy-free check for a running job: when the backend at ``address`` is the local one this Blender
+    started (and it is running now), the check raises BackendUnavailable, with the exit code and the
+    log, as soon as that process has exited, rather than waiting for the silence timeout."""
+    local = local_backend.LOCAL
+    process = local.process if local.running and local.address == address else None
+    log = local.log_path
+
+    def check() -> None:
+        if process is not None and process.poll() is not None:
+            raise BackendUnavailable(f"the local backend exited while the job ran (exit code "
+                                     f"{process.returncode}); see its log {log}, then start it again "
+                                     "(Start Local Backend) and retry")
+    return check

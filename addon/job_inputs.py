@@ -23,6 +23,22 @@ def frame_range(scene, settings) -> tuple[int, int]:
                                          (settings.frame_start, settings.frame_end))
 
 
+def clip_scene_span(clip) -> tuple[int, int]:
+    """The scene frames a clip shows footage on (first, last)."""
+    return int(clip.frame_start), int(clip.frame_start + clip.frame_duration - 1)
+
+
+def check_range_in_clip(scene, settings, clip) -> None:
+    """BadInput when the job's frame range runs past the clip's footage: the first mistake a new user
+    meets (the scene's 1-250 against a short clip), said plainly, with the button that fixes it."""
+    first, last = frame_range(scene, settings)
+    start, end = clip_scene_span(clip)
+    if first < start or last > end:
+        where = f"ends at scene frame {end}" if last > end else f"starts at scene frame {start}"
+        raise BadInput(f"clip {clip.name!r} {where} (it covers scene frames {start}-{end}) but the frame "
+                       f"range is {first}-{last}; click Set Range to Clip, or move the clip")
+
+
 def image_file_bytes(image) -> bytes:
     """The encoded file (PNG, JPEG, EXR, ...) behind a Blender image: packed data or the file on disk."""
     if image.packed_file is not None:
@@ -60,6 +76,7 @@ def performance(context, settings):
     if settings.source == "CLIP":
         if settings.clip is None:
             raise BadInput("no clip: choose the movie clip that holds the landmark tracks")
+        check_range_in_clip(scene, settings, settings.clip)
         return clip_tracks.read_tracks(settings.clip, settings.tracking_object, frames)
     if settings.source == "RIG":
         return landmark_rig.sample_rig(scene, settings.rig, frames)
@@ -87,8 +104,8 @@ def engine_settings(settings) -> RenderSettings:
     fewshot = FewShotOptions()
     if settings.engine == "fewshot":
         if not settings.checkpoint.strip():
-            raise BadInput("the Few-Shot engine needs its model: set Checkpoint to a folder written by "
-                           "`livingportrait train` (as the backend sees it), or choose the Warp engine")
+            raise BadInput("the Few-Shot engine needs its model: set Checkpoint to a folder of "
+                           "trained weights (as the backend's machine sees it), or choose the Warp engine")
         # A '//' path is this .blend's folder: only meaningful to a backend on this machine.
         path = settings.checkpoint
         fewshot = FewShotOptions(checkpoint=bpy.path.abspath(path) if path.startswith("//") else path,

@@ -1,24 +1,30 @@
-"""Running a backend job from Blender without freezing it.
+"""Running a backend job from Blender without freezing it: one loop for interactive and background runs.
 
-Interactively, a worker thread owns the job's socket from connect to the last frame: it shakes hands,
-submits, polls, writes each EXR and sends credits, and queues what happened. A modal operator's window
-timer calls ``JobDriver.step()``, which only drains that queue and updates Blender (progress, the
-compositor) on the main thread, so the UI never waits on the network or the disk. In background mode
-(``blender -b``) timers never fire while a script runs, so ``run_blocking()`` does the same job inline.
-The worker never touches bpy; Blender data is only read and written on the main thread.
+``_run_jobs`` is the loop: connect, submit each job, follow it to the end with ``JobStream.wait`` (which
+reconnects and resumes when the backend goes away for a moment), asking between polls whether the
+artist cancelled and whether the add-on's own backend process has exited (then the job fails at once,
+with its exit code). Interactively a worker thread runs it and queues what happened; a modal operator's
+window timer calls ``JobDriver.step()``, which only drains that queue and updates Blender on the main
+thread. In background mode (``blender -b``) timers never fire while a script runs, so
+``run_blocking()`` runs the same loop inline, printing each stage. Either way one cancel flag stops it.
+The loop never touches bpy; Blender data is only read and written on the main thread.
 """
 import queue
+import sys
 import threading
 import time
 
 import bpy
 
-from . import connection, preferences
-from .wire.client import FrameWritten
+from . import connection, local_backend, preferences
+from .ui_text import for_artist
+from .wire.client import ConnectionLost, FrameWritten, ProgressEvent, Resumed
 from .wire.errors import BackendUnavailable, Cancelled, LivingPortraitError
+from .wire.events import stage_text, stream_stage_text
 
 TIMER_INTERVAL_S = 0.1
-POLL_MS = 100  # the worker's wait per poll: also how soon it notices a cancel
+POLL_MS = 100  # the loop's wait per poll: also how soon it notices a cancel or a dead local backend
+PRINT_INTERVAL_S = 2.0  # background runs print their stage at most this often (and on each change)
 
 
 def job_state(context=None):
@@ -30,73 +36,99 @@ def redraw_ui(context=None) -> None:
     wm = (context or bpy.context).window_manager
     for window in wm.windows:
         for area in window.screen.areas:
-            if area.type in {"NODE_EDITOR", "CLIP_EDITOR", "STATUSBAR", "PREFERENCES"}:
+            if area.type in {"NODE_EDITOR", "CLIP_EDITOR", "STATUSBAR", "PREFERENCES", "VIEW_3D"}:
                 area.tag_redraw()
 
 
-def _run_stream(connect, job, silence_timeout_s, on_events, cancelled=None):
-    """Connect, submit ``job`` and follow it to the end; returns the job's result.
+def _run_jobs(connect, jobs, silence_timeout_s, on_events, cancelled, counts=None):
+    """Connect, then submit each of ``jobs`` in turn and follow it to its end; returns their results.
 
-    ``on_events(events, progress)`` gets what each poll produced. Without ``cancelled`` (background
-    mode) the stream's own wait runs it, reconnecting and resuming for up to ``silence_timeout_s`` if
-    the backend goes away. With it (the worker thread), ``cancelled()`` is asked between polls and
-    ``silence_timeout_s`` of silence raises BackendUnavailable. Raises the job's error or Cancelled.
+    A job may be a callable that makes it (called here, off Blender's main thread: reading footage
+    files happens there). ``on_events(events, progress, text)`` gets what each poll produced, the
+    overall progress (0..1) and the stage line. ``cancelled()`` is asked before every poll: once true,
+    CANCEL goes to the backend (whose answer ends the job with Cancelled); while the backend is away,
+    a cancel ends the job at once. The backend being silent for its liveness time means reconnecting
+    and resuming for up to ``silence_timeout_s``. ``counts``: each job's frame count, for one
+    "Detecting n/N" over several jobs. Raises the job's error, Cancelled or BackendUnavailable.
     """
     client, _info = connect()
+    watchdog = connection.local_watchdog(client.address)
+    total = sum(counts) if counts else 0
+    results = []
     try:
-        stream = client.submit(job)
-        if cancelled is None:
-            stream.wait(on_event=lambda event: on_events([event], float(stream.progress)),
-                        reconnect_s=silence_timeout_s)
-            return stream.result
-        cancel_sent = False
-        while not stream.finished:
-            if not cancel_sent and cancelled():
-                stream.cancel()  # once: a second CANCEL could overtake the backend's answer to the first
-                cancel_sent = True
-            events = stream.poll(POLL_MS)
-            if events:
-                on_events(events, float(stream.progress))
-            elif time.monotonic() - stream.last_heard > silence_timeout_s:
-                raise BackendUnavailable(f"the backend at {client.address} sent nothing for "
-                                         f"{silence_timeout_s:.0f} s; check that it is still running "
-                                         "(see its log), then try again")
-        if stream.error is not None:
-            raise stream.error
-        return stream.result
+        for index, job in enumerate(jobs):
+            if cancelled():
+                raise Cancelled("the job was cancelled")
+            if callable(job):
+                job = job()
+            stream = client.submit(job)
+            before = sum(counts[:index]) if counts else 0
+
+            def text():
+                if counts and stream.stage == "detect":
+                    return stage_text("detect", before + stream.stage_done, total)
+                return stream_stage_text(stream)
+
+            def progress():
+                if counts:
+                    return min(1.0, (before + stream.stage_done) / max(total, 1))
+                return float(stream.progress)
+
+            def tick():
+                if cancelled():
+                    if stream.reconnecting:
+                        raise Cancelled("the job was cancelled while the backend was away")
+                    if not stream.cancel_sent:
+                        stream.cancel()  # once: a second CANCEL could overtake the answer to the first
+                watchdog()
+
+            stream.wait(on_event=lambda event: on_events([event], progress(), text()),
+                        reconnect_s=silence_timeout_s, tick=tick, poll_ms=POLL_MS)
+            results.append(stream.result)
+        return results
     finally:
         client.close()
 
 
 class JobDriver:
-    """One backend job: ``connect`` (from connection.connector) and ``job`` (a RenderJob/DetectJob).
+    """Backend jobs run one after another: ``connect`` (from connection.connector) and ``jobs`` (RenderJob /
+    DetectJob objects, or callables that make them off the main thread; ``counts`` as for _run_jobs).
 
-    ``handler`` has ``on_events(events)`` (main thread, with what arrived) and ``on_done(result)``
-    (main thread, once, when the job succeeded). Progress and messages go to the job state.
+    ``handler`` has ``on_events(events)`` (main thread, with what arrived) and ``on_done(results)``
+    (main thread, once, with each job's result when all succeeded). Progress and the stage line go to
+    the job state, which the panel and the status bar draw.
     """
 
-    def __init__(self, connect, job, handler, kind: str, silence_timeout_s: float, context=None):
-        self.connect, self.job, self.handler, self.kind = connect, job, handler, kind
+    def __init__(self, connect, jobs, handler, kind: str, silence_timeout_s: float, context=None,
+                 counts=None):
+        self.connect, self.jobs, self.handler, self.kind = connect, list(jobs), handler, kind
+        self.counts = counts
         self.silence_timeout_s = silence_timeout_s
         self.frames_written = 0
+        self.reports: list[tuple[str, str]] = []  # (level, text) for the operator to report at the end
         self._queue = queue.SimpleQueue()
         self._cancel = threading.Event()
+        self._printed = ("", 0.0)
         state = job_state(context)
         state.running, state.kind, state.progress = True, kind, 0.0
         state.cancel_requested = False
         state.message = f"{kind}: connecting"
 
+    def cancel(self) -> None:
+        """Stop the job (what Esc, the Cancel button and Ctrl-C do); safe from any thread."""
+        self._cancel.set()
+
     # ---- interactive: a worker thread, drained by a timer ---------------------------------------
     def start(self) -> None:
-        """Start the worker thread (it connects, submits and follows the job)."""
+        """Start the worker thread (it connects, submits and follows the jobs)."""
         threading.Thread(target=self._work, name=f"Living Portrait {self.kind}", daemon=True).start()
 
     def _work(self) -> None:
         try:
-            result = _run_stream(self.connect, self.job, self.silence_timeout_s,
-                                 lambda events, progress: self._queue.put(("events", events, progress)),
-                                 self._cancel.is_set)
-            self._queue.put(("done", result))
+            results = _run_jobs(self.connect, self.jobs, self.silence_timeout_s,
+                                lambda events, progress, text: self._queue.put(("events", events, progress, text)),
+                                self._cancel.is_set, self.counts)
+            self._queue.put(("done", results))
         except Exception as err:  # handed to the main thread, which reports it
             self._queue.put(("failed", err))
 
@@ -112,38 +144,67 @@ class JobDriver:
             except queue.Empty:
                 return False
             if item[0] == "events":
-                self._take(item[1], item[2])
+                self._take(*item[1:])
             elif item[0] == "done":
                 self._finish(item[1])
                 return True
             else:
                 self._fail(item[1])
 
-    # ---- background: the same job inline -------------------------------------------------------
+    # ---- background: the same loop inline --------------------------------------------------------
     def run_blocking(self) -> None:
-        """Run the whole job on this thread (background mode); raises LivingPortraitError on failure."""
+        """Run the whole job on this thread (background mode, scripts); raises LivingPortraitError on
+        failure. Ctrl-C cancels it and still leaves the job state ended."""
+        def cancelled():
+            return self._cancel.is_set() or job_state().cancel_requested
+
         try:
-            result = _run_stream(self.connect, self.job, self.silence_timeout_s, self._take)
+            results = _run_jobs(self.connect, self.jobs, self.silence_timeout_s, self._take, cancelled,
+                                self.counts)
+        except KeyboardInterrupt:
+            self._end(f"{self.kind}: cancelled")
+            raise
         except Exception as err:
             self._fail(err)
         else:
-            self._finish(result)
+            self._finish(results)
 
     # ---- shared, main thread -----------------------------------------------------------------------
-    def _take(self, events, progress: float) -> None:
+    def _take(self, events, progress: float, text: str) -> None:
         self.frames_written += sum(1 for e in events if isinstance(e, FrameWritten))
         self.handler.on_events(events)
         state = job_state()
         state.progress = progress
-        state.message = f"{self.kind}: {progress * 100:.0f}%"
+        for event in events:
+            if isinstance(event, ConnectionLost):
+                text = f"backend silent for {event.silent_s:.0f} s; reconnecting"
+            elif isinstance(event, Resumed):
+                text = f"reconnected; resuming {event.frames_left} frame(s)"
+        state.message = f"{self.kind}: {text}"
+        if bpy.app.background or any(isinstance(e, (ConnectionLost, Resumed)) for e in events):
+            self._print(state.message, events)
 
-    def _finish(self, result) -> None:
+    def _print(self, line: str, events) -> None:
+        """Background runs tell the terminal what they are doing: each stage once, then every few s."""
+        last_line, last_time = self._printed
+        stage = line.rsplit(" ", 1)[0] if line[-1:].isdigit() else line
+        last_stage = last_line.rsplit(" ", 1)[0] if last_line[-1:].isdigit() else last_line
+        now = time.monotonic()
+        if line != last_line and (stage != last_stage or now - last_time >= PRINT_INTERVAL_S
+                                  or any(isinstance(e, ProgressEvent) and e.done == e.total for e in events)):
+            print(f"Living Portrait {line}", file=sys.stderr, flush=True)
+            self._printed = (line, now)
+
+    def _finish(self, results) -> None:
         try:
-            self.handler.on_done(result)
+            self.handler.on_done(results)
         except Exception as err:
             self._fail(err)
         job_state().progress = 1.0
-        self._end(f"{self.kind}: done")
+        done = f"{self.kind}: done" + (f", {self.frames_written} frame(s) written" if self.frames_written else "")
+        self._end(done)
+        if bpy.app.background:
+            print(f"Living Portrait {done}", file=sys.stderr, flush=True)
 
     def _fail(self, err: Exception):
         """End the job in the UI and raise ``err`` (a file system error becomes a readable one)."""
@@ -153,20 +214,27 @@ class JobDriver:
         elif not isinstance(err, LivingPortraitError):
             # A failure applying the result to Blender data is a report, never a traceback.
             err = LivingPortraitError(f"{self.kind} failed: {err}")
+        err.args = (for_artist(err.message),) + err.args[1:]
         self._end(f"{self.kind}: {getattr(err, 'message', err)}")
         raise err
 
     def _end(self, message: str) -> None:
         state = job_state()
         state.running = False
+        state.cancel_requested = False
         state.message = message
+        if local_backend.LOCAL.process is not None and not local_backend.LOCAL.running:
+            state.backend_status = f"Local backend {local_backend.LOCAL.describe()}"
         redraw_ui()
 
 
-def job_driver(context, job, handler, kind: str) -> JobDriver:
-    """A driver for ``job`` on the backend the preferences name, with their silence timeout."""
-    return JobDriver(connection.connector(context), job, handler, kind,
-                     preferences.get(context).silence_timeout, context)
+def job_driver(context, jobs, handler, kind: str, counts=None) -> JobDriver:
+    """A driver for ``jobs`` (one job or a list) on the backend the preferences name, with their
+    silence timeout."""
+    if not isinstance(jobs, (list, tuple)):
+        jobs = [jobs]
+    return JobDriver(connection.connector(context), jobs, handler, kind,
+                     preferences.get(context).silence_timeout, context, counts)
 
 
 class StreamOperatorMixin:
@@ -180,12 +248,35 @@ class StreamOperatorMixin:
     def poll(cls, context):
         return not job_state(context).running
 
+    def _refuse(self, context, err: LivingPortraitError):
+        """Report a problem found before the job started; the panel's message says it too (not the
+        previous job's)."""
+        state = job_state(context)
+        state.running = False
+        message = for_artist(err.message)
+        state.message = f"{self.bl_label}: {message}"
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+    def _report_end(self, driver) -> None:
+        for level, text in driver.reports:
+            self.report({level}, text)
+        self.report({"INFO"}, job_state().message)
+
     def execute(self, context):
         try:
-            self.start_job(context).run_blocking()
+            driver = self.start_job(context)
+        except LivingPortraitError as err:
+            return self._refuse(context, err)
+        try:
+            driver.run_blocking()
+        except Cancelled as err:
+            self.report({"WARNING"}, f"{driver.kind} cancelled: {err.message}")
+            return {"CANCELLED"}
         except LivingPortraitError as err:
             self.report({"ERROR"}, err.message)
             return {"CANCELLED"}
+        self._report_end(driver)
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -194,8 +285,7 @@ class StreamOperatorMixin:
         try:
             self._driver = self.start_job(context)
         except LivingPortraitError as err:
-            self.report({"ERROR"}, err.message)
-            return {"CANCELLED"}
+            return self._refuse(context, err)
         self._driver.start()
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
@@ -220,7 +310,7 @@ class StreamOperatorMixin:
             return self._stop(context, {"CANCELLED"})
         redraw_ui(context)
         if done:
-            self.report({"INFO"}, job_state(context).message)
+            self._report_end(self._driver)
             return self._stop(context, {"FINISHED"})
         return {"PASS_THROUGH"}
 

@@ -20,10 +20,12 @@ POINT_SIZE = 0.008
 def create_rig(context, image, landmarks: np.ndarray, name: str = "Landmark Rig"):
     """Build the rig for ``image`` from its (68, 2) pixel landmarks and key them at the scene start.
 
-    Returns the parent object (linked into the active collection).
+    Returns the parent object. The rig's 69 objects get a collection of their own under the scene's
+    (never the active object's collection, where they would bury the artist's own objects).
     """
     size = (int(image.size[0]), int(image.size[1]))
-    collection = context.collection or context.scene.collection
+    collection = bpy.data.collections.new(name)
+    context.scene.collection.children.link(collection)
     parent = bpy.data.objects.new(name, None)
     parent.empty_display_type = "IMAGE"
     parent.empty_display_size = 1.0

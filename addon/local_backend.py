@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -24,6 +25,31 @@ def check_loopback(address: str) -> None:
     if parts.hostname not in _LOOPBACK_HOSTS and f"[{parts.hostname}]" not in _LOOPBACK_HOSTS:
         raise BadInput(f"backend address {address!r} is not on this machine; a local backend binds a "
                        "loopback address such as tcp://127.0.0.1:5557 (start remote backends yourself)")
+
+
+def check_loopback_quiet(address: str) -> bool:
+    """Whether ``address`` is a loopback tcp address (no exception)."""
+    try:
+        check_loopback(address)
+    except BadInput:
+        return False
+    return True
+
+
+def port_in_use(address: str) -> bool:
+    """Whether another process already listens on the loopback tcp ``address`` (a backend left running
+    by an earlier Blender session, say): binding it ourselves is the test."""
+    parts = urlsplit(address)
+    host = parts.hostname or "127.0.0.1"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Like ZeroMQ's own bind: a connection lingering in TIME_WAIT is no listener.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, parts.port))
+        except OSError:
+            return True
+    return False
 
 
 class LocalBackend:
@@ -55,6 +81,11 @@ class LocalBackend:
             if self.address == address:
                 return
             self.stop()
+        if port_in_use(address):
+            raise BadInput(f"another program already uses {address}: most likely a backend left running by "
+                           "an earlier Blender session (Check Backend talks to it). Use it as it is, or end "
+                           "that process (or choose another Backend Address in the preferences), then "
+                           "start again")
         try:
             argv = shlex.split(command, posix=(os.name != "nt")) if command.strip() else []
         except ValueError as exc:

@@ -7,15 +7,17 @@ import bpy
 import numpy as np
 
 from . import (clip_tracks, compositor, connection, frame_mapping, job_inputs, landmark_rig, local_backend,
-               preferences)
+               preferences, validation)
 from .job_runner import JobDriver, StreamOperatorMixin, job_driver, job_state
+from .ui_text import for_artist
 from .wire.client import DetectJob
 from .wire.errors import BadInput, LivingPortraitError
 from .wire.landmarks import LandmarkSequence
+from .wire.protocol import Limits
 
 
 class _ResultHandler:
-    """Keeps the job's result; ``apply(seq)`` runs once the job is done."""
+    """Keeps the jobs' results; ``apply(results)`` runs once they are all done."""
 
     def __init__(self, apply):
         self.apply = apply
@@ -23,32 +25,88 @@ class _ResultHandler:
     def on_events(self, events) -> None:
         pass  # progress is mirrored by the driver; only the final result matters here
 
-    def on_done(self, result) -> None:
-        self.apply(result)
+    def on_done(self, results) -> None:
+        self.apply(results)
 
 
-def _read(path: str, clip) -> bytes:
-    if not os.path.isfile(path):
-        raise BadInput(f"clip {clip.name!r}: no footage file at {path}; re-link the clip's footage")
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise BadInput(f"clip {clip.name!r}: cannot read {path} ({exc.strerror or exc})") from None
+def _reader(path: str, clip):
+    """A bpy-free reader for one footage file, run on the job's worker thread (never Blender's main
+    thread): a long movie takes seconds to read."""
+    def read() -> bytes:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise BadInput(f"clip {clip_name!r}: cannot read {path} ({exc.strerror or exc})") from None
+    clip_name = clip.name
+    return read
 
 
-def _detect_job(clip, clip_frames, settings) -> tuple[DetectJob, np.ndarray]:
-    """The detect job for ``clip_frames`` and the footage frame numbers it will answer with: a movie
-    goes whole (its frames counted from 1), an image sequence as the frames' files."""
-    options = dict(detector=settings.detector, face_index=settings.face_index,
-                   settings={"smoothing": float(settings.smoothing)})
+def _chunks(sizes: list[int], limits: Limits) -> list[slice]:
+    """Consecutive slices of the files whose sizes are ``sizes``, each within one message's limits: at
+    most ``max_buffers - 1`` images (the frame numbers take a buffer) and ``max_message_bytes`` in all,
+    with room for the header."""
+    per_message = limits.max_buffers - 1
+    budget = limits.max_message_bytes - limits.max_header_bytes - 1024 * 1024
+    spans, start, used = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= per_message or used + size > budget):
+            spans.append(slice(start, i))
+            start, used = i, 0
+        used += size
+    spans.append(slice(start, len(sizes)))
+    return spans
+
+
+def detect_jobs(clip, clip_frames, settings, limits: Limits = Limits()):
+    """The detect jobs for ``clip_frames`` (as callables that read the footage off the main thread), the
+    frames each answers for, and the footage frame numbers they answer with.
+
+    An image sequence sends only the files of those frames, in as many jobs as the wire's limits need
+    (one message holds at most ``max_buffers - 1`` images); a movie goes as one job with the frame
+    numbers to track (counted from 1). Smoothing is left to Animate (which smooths the performance it
+    reads from the tracks), so the tracks are the detector's own points, the same whether the range
+    took one job or ten, and an artist refines what was seen rather than a filtered curve.
+    """
+    options = dict(detector=settings.detector, face_index=settings.face_index, settings={"smoothing": "off"})
     path = bpy.path.abspath(clip.filepath, library=clip.library)
     if clip.source == "MOVIE":
+        if not os.path.isfile(path):
+            raise BadInput(f"clip {clip.name!r}: no footage file at {path}; re-link the clip's footage")
+        size = os.path.getsize(path)
+        if size > limits.max_buffer_bytes:
+            raise BadInput(f"clip {clip.name!r}: the movie is {size / 2**30:.1f} GiB, more than the "
+                           f"{limits.max_buffer_bytes / 2**30:.1f} GiB a movie can be for detection; "
+                           "render its frames to an image sequence (or a shorter movie) and open that as "
+                           "the clip")
         footage = frame_mapping.clip_to_footage_frame(clip_frames, clip.frame_offset)
-        return DetectJob(video=_read(path, clip), frames=[int(f) for f in footage], **options), footage
+        read = _reader(path, clip)
+        frames = [int(f) for f in footage]
+        return [lambda: DetectJob(video=read(), frames=frames, **options)], [len(frames)], footage
     files = [frame_mapping.sequence_file(path, c, clip.frame_offset) for c in clip_frames]
+    missing = [number for number, p in files if not os.path.isfile(p)]
+    if missing:
+        raise BadInput(f"clip {clip.name!r}: no footage file for frame(s) {frame_mapping.format_spans(missing)} "
+                       f"(looked for {files[0][1]} and on); re-link the clip's footage or narrow the frame range")
     footage = np.array([number for number, _ in files])
-    return DetectJob(images=[_read(p, clip) for _, p in files], frames=footage.tolist(), **options), footage
+    jobs, counts = [], []
+    for span in _chunks([os.path.getsize(p) for _, p in files], limits):
+        readers = [_reader(p, clip) for _, p in files[span]]
+        numbers = footage[span].tolist()
+        jobs.append(lambda readers=readers, numbers=numbers: DetectJob(
+            images=[read() for read in readers], frames=numbers, **options))
+        counts.append(len(numbers))
+    return jobs, counts, footage
+
+
+def _merge(results) -> LandmarkSequence:
+    """One sequence from the chunks' results (in footage order)."""
+    if len(results) == 1:
+        return results[0]
+    confidence = None if any(r.confidence is None for r in results) else np.concatenate(
+        [r.confidence for r in results])
+    return LandmarkSequence(np.concatenate([r.landmarks for r in results]),
+                            np.concatenate([r.frames for r in results]), results[0].image_size, confidence)
 
 
 def start_detect(context) -> JobDriver:
@@ -65,14 +123,18 @@ def start_detect(context) -> JobDriver:
     # Only frames the clip has footage for.
     keep = (clip_frames >= 1) & (clip_frames <= clip.frame_duration)
     if not keep.any():
-        raise BadInput(f"clip {clip.name!r} shows no footage in scene frames {first}-{last} (it starts at "
-                       f"scene frame {clip.frame_start}); move the clip or change the frame range")
+        raise BadInput(f"clip {clip.name!r} shows no footage in scene frames {first}-{last} (it covers scene "
+                       f"frames {clip.frame_start}-{clip.frame_start + clip.frame_duration - 1}); move the "
+                       "clip or change the frame range")
+    all_frames = keep
     scene_frames, clip_frames = scene_frames[keep], clip_frames[keep]
-    job, footage = _detect_job(clip, clip_frames, settings)
+    jobs, counts, footage = detect_jobs(clip, clip_frames, settings)
     to_scene = dict(zip(footage.tolist(), scene_frames.tolist()))
     object_name = settings.tracking_object or clip_tracks.DEFAULT_OBJECT
+    driver = None
 
-    def apply(seq):
+    def apply(results):
+        seq = _merge(results)
         # The backend may track more of the footage than asked for; keep the job's frames.
         keep = np.isin(seq.frames, footage)
         missing = sorted(set(footage.tolist()) - set(seq.frames[keep].tolist()))
@@ -82,11 +144,20 @@ def start_detect(context) -> JobDriver:
                            "and frame offset")
         scene_seq = LandmarkSequence(seq.landmarks[keep], [to_scene[int(f)] for f in seq.frames[keep]],
                                      seq.image_size, None if seq.confidence is None else seq.confidence[keep])
-        clip_tracks.write_tracks(clip, scene_seq, object_name)
+        faceless = clip_tracks.write_tracks(clip, scene_seq, object_name)
         settings.tracking_object = object_name
         settings.source = "CLIP"
+        if faceless.size:
+            clip_spans = frame_mapping.format_spans(frame_mapping.scene_to_clip(faceless, clip.frame_start))
+            driver.reports.append(("WARNING", clip_tracks.faceless_message(faceless, clip_spans)))
 
-    return job_driver(context, job, _ResultHandler(apply), "Detect")
+    driver = job_driver(context, jobs, _ResultHandler(apply), "Detect", counts=counts)
+    if not all_frames.all():
+        start, end = job_inputs.clip_scene_span(clip)
+        driver.reports.append(("WARNING", f"clip {clip.name!r} covers scene frames {start}-{end} only; "
+                               f"detected there, not on the rest of {first}-{last} (Set Range to Clip "
+                               "makes the range match)"))
+    return driver
 
 
 class LIVINGPORTRAIT_OT_detect_landmarks(StreamOperatorMixin, bpy.types.Operator):
@@ -95,6 +166,10 @@ class LIVINGPORTRAIT_OT_detect_landmarks(StreamOperatorMixin, bpy.types.Operator
     bl_idname = "living_portrait.detect_landmarks"
     bl_label = "Detect Landmarks"
     bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return not job_state(context).running and validation.poll_job(cls, context, "detect")
 
     def start_job(self, context):
         return start_detect(context)
@@ -107,11 +182,11 @@ def start_create_rig(context) -> JobDriver:
     job = DetectJob(images=[job_inputs.image_file_bytes(image)], frames=[0], detector=settings.detector,
                     face_index=settings.face_index)
 
-    def apply(seq):
-        # Runs when the job ends, maybe ticks later: the context of the click is gone by then.
-        rig = landmark_rig.create_rig(bpy.context, image, seq.landmarks[0], name=f"{image.name} Rig")
+    def apply(results):
+        # Runs when the job ends, maybe ticks later: the context of the click is gone by then. The
+        # performance source stays what the artist chose: the rig is one to pick when keyed.
+        rig = landmark_rig.create_rig(bpy.context, image, results[0].landmarks[0], name=f"{image.name} Rig")
         settings.rig = rig
-        settings.source = "RIG"
 
     return job_driver(context, job, _ResultHandler(apply), "Create Rig")
 
@@ -125,6 +200,28 @@ class LIVINGPORTRAIT_OT_create_rig(StreamOperatorMixin, bpy.types.Operator):
 
     def start_job(self, context):
         return start_create_rig(context)
+
+
+class LIVINGPORTRAIT_OT_range_to_clip(bpy.types.Operator):
+    """Set the frame range (the scene's, or the panel's own) to the scene frames the clip covers"""
+
+    bl_idname = "living_portrait.range_to_clip"
+    bl_label = "Set Range to Clip"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.living_portrait.clip is not None
+
+    def execute(self, context):
+        scene, settings = context.scene, context.scene.living_portrait
+        start, end = job_inputs.clip_scene_span(settings.clip)
+        if settings.use_scene_range:
+            scene.frame_start, scene.frame_end = max(start, 0), max(end, 0)
+        else:
+            settings.frame_start, settings.frame_end = max(start, 0), max(end, 0)
+        self.report({"INFO"}, f"frame range set to {start}-{end}, the frames clip {settings.clip.name!r} covers")
+        return {"FINISHED"}
 
 
 class LIVINGPORTRAIT_OT_cancel(bpy.types.Operator):
@@ -153,7 +250,7 @@ class LIVINGPORTRAIT_OT_backend_start(bpy.types.Operator):
         try:
             local_backend.LOCAL.start(prefs.local_command, prefs.address, connection.log_path())
         except LivingPortraitError as err:
-            self.report({"ERROR"}, err.message)
+            self.report({"ERROR"}, for_artist(err.message))
             return {"CANCELLED"}
         job_state(context).backend_status = local_backend.LOCAL.describe()
         return {"FINISHED"}
@@ -190,11 +287,16 @@ class LIVINGPORTRAIT_OT_backend_check(bpy.types.Operator):
             finally:
                 client.close()
         except LivingPortraitError as err:
-            state.backend_status = f"Unreachable: {err.message}"
-            self.report({"ERROR"}, err.message)
+            state.backend_status = f"Unreachable: {for_artist(err.message)}"
+            self.report({"ERROR"}, for_artist(err.message))
             return {"CANCELLED"}
+        local = local_backend.LOCAL
+        ours = local.running and local.address == client.address
         state.backend_status = (f"Connected: protocol {info['protocol']}, engines "
-                                f"{', '.join(info.get('engines', []))}")
+                                f"{', '.join(info.get('engines', []))}"
+                                + ("" if ours or not local_backend.check_loopback_quiet(client.address) else
+                                   "; a backend this Blender did not start (e.g. left from an earlier "
+                                   "session)"))
         self.report({"INFO"}, state.backend_status)
         return {"FINISHED"}
 
@@ -208,10 +310,10 @@ class LIVINGPORTRAIT_OT_pin_to_plane(bpy.types.Operator):
 
     def execute(self, context):
         settings = context.scene.living_portrait
-        clip = settings.clip
+        clip = settings.plate or settings.clip
         try:
             if clip is None:
-                raise BadInput("no clip: choose the plate's movie clip, which holds the plane track")
+                raise BadInput("no plate: choose the plate's movie clip, which holds the plane track")
             camera = clip_tracks.tracking_object(clip, "", create=False)
             names = [p.name for p in camera.plane_tracks]
             if settings.plane_track not in names:
@@ -219,7 +321,7 @@ class LIVINGPORTRAIT_OT_pin_to_plane(bpy.types.Operator):
                                f"{', '.join(names) or 'none'}); track a plane in the Movie Clip Editor first")
             compositor.pin_to_plane(context.scene, clip, camera.name, settings.plane_track)
         except LivingPortraitError as err:
-            self.report({"ERROR"}, err.message)
+            self.report({"ERROR"}, for_artist(err.message))
             return {"CANCELLED"}
         return {"FINISHED"}
 
@@ -239,10 +341,19 @@ class LIVINGPORTRAIT_OT_portrait_add(bpy.types.Operator):
         if len(settings.portraits) >= job_inputs.MAX_PORTRAITS:
             self.report({"ERROR"}, f"at most {job_inputs.MAX_PORTRAITS} portrait images")
             return {"CANCELLED"}
+        refusal = f"{self.filepath}: not an image Blender can read; choose a PNG, JPEG or EXR"
+        if os.path.splitext(self.filepath)[1].lower() not in bpy.path.extensions_image:
+            self.report({"ERROR"}, refusal)
+            return {"CANCELLED"}
         try:
             image = bpy.data.images.load(self.filepath, check_existing=True)
         except RuntimeError:
-            self.report({"ERROR"}, f"{self.filepath}: not an image Blender can read; choose a PNG, JPEG or EXR")
+            self.report({"ERROR"}, refusal)
+            return {"CANCELLED"}
+        if image.size[0] == 0 or image.size[1] == 0:  # loading is lazy: this reads the file
+            if image.users == 0:
+                bpy.data.images.remove(image)
+            self.report({"ERROR"}, refusal)
             return {"CANCELLED"}
         settings.portraits.add().image = image
         settings.portrait_index = len(settings.portraits) - 1
@@ -271,7 +382,8 @@ class LIVINGPORTRAIT_OT_portrait_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_classes = (LIVINGPORTRAIT_OT_detect_landmarks, LIVINGPORTRAIT_OT_create_rig, LIVINGPORTRAIT_OT_cancel,
+_classes = (LIVINGPORTRAIT_OT_detect_landmarks, LIVINGPORTRAIT_OT_create_rig, LIVINGPORTRAIT_OT_range_to_clip,
+            LIVINGPORTRAIT_OT_cancel,
             LIVINGPORTRAIT_OT_backend_start, LIVINGPORTRAIT_OT_backend_stop, LIVINGPORTRAIT_OT_backend_check,
             LIVINGPORTRAIT_OT_pin_to_plane, LIVINGPORTRAIT_OT_portrait_add, LIVINGPORTRAIT_OT_portrait_remove)
 

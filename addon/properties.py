@@ -60,16 +60,16 @@ class LIVINGPORTRAIT_PG_settings(bpy.types.PropertyGroup):
     smoothing: FloatProperty(name="Smoothing", default=1.0, min=0.0, max=100.0, soft_max=4.0,
                              description="Temporal smoothing of landmarks, when detecting and animating "
                                          "(0 = off, 1 = default, higher = steadier)")
-    expression_scale: FloatProperty(name="Expression", default=1.0, min=0.0, max=10.0,
+    expression_scale: FloatProperty(name="Expression Strength", default=1.0, min=0.0, max=10.0,
                                     description="Multiplies the expression motion (0 freezes the face)")
     regions: EnumProperty(name="Regions", items=REGIONS, options={"ENUM_FLAG"},
                           default={"pose", "expression"}, description="Which parts of the motion transfer")
     finetune_steps: IntProperty(name="Fine-Tune Steps", default=0, min=0, max=10000,
                                 description="Few-shot fine-tuning steps on the portraits (Few-Shot engine)")
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH",
-                               description="The Few-Shot model (a folder written by `livingportrait train`) or "
-                                           "the Bi-layer converted weights (empty: the backend's own), as the "
-                                           "backend's machine sees it")
+                               description="The Few-Shot model (a folder of trained weights) or the Bi-layer "
+                                           "converted weights (empty: the backend's own), as the backend's "
+                                           "machine sees it")
     use_scene_range: BoolProperty(name="Scene Frame Range", default=True,
                                   description="Animate the scene's frame range")
     frame_start: IntProperty(name="Start", default=1, min=0)
@@ -78,8 +78,11 @@ class LIVINGPORTRAIT_PG_settings(bpy.types.PropertyGroup):
                                description="Folder for the EXR frames (empty: the preferences' default)")
     sequence_name: StringProperty(name="Name", default="portrait",
                                   description="File name stem: NAME.####.exr")
+    plate: PointerProperty(name="Plate", type=bpy.types.MovieClip,
+                           description="The plate's movie clip, holding the plane track (empty: the actor's "
+                                       "clip above)")
     plane_track: StringProperty(name="Plane Track", default="",
-                                description="Plane track of the clip (camera tracks) to pin the animation onto")
+                                description="Plane track of the plate (camera tracks) to pin the animation onto")
 
 
 class LIVINGPORTRAIT_PG_job(bpy.types.PropertyGroup):

@@ -44,3 +44,25 @@ class Resumed:
 
     address: str
     frames_left: int
+
+
+# What each backend stage is called where people read progress (the add-on's panel and status bar,
+# the CLI's progress line).
+STAGE_WORDS = {"queued": "Waiting for the backend", "detect": "Detecting",
+               "landmarks": "Finding the portrait's landmarks", "prepare": "Preparing",
+               "finetune": "Fine-tuning", "render": "Rendering"}
+
+
+def stage_text(stage: str, done: int = 0, total: int = 0) -> str:
+    """``Detecting 12/48``, ``Fine-tuning 120/500``, ``Rendering 30/96``; a stage without a count
+    (``Preparing``) by its name alone."""
+    word = STAGE_WORDS.get(stage, stage.capitalize())
+    counted = total > 1 or (total == 1 and stage in ("detect", "render"))
+    return f"{word} {done}/{total}" if counted else word
+
+
+def stream_stage_text(stream) -> str:
+    """The stage line for a JobStream: frames written once frames flow, else the backend's stage."""
+    if stream.frames_written or (stream.stage == "render" and stream.total):
+        return stage_text("render", len(stream.frames_written), stream.total)
+    return stage_text(stream.stage, stream.stage_done, stream.stage_total)

@@ -51,6 +51,7 @@ class JobStream:
         self.result: LandmarkSequence | None = None
         self.last_heard = time.monotonic()
         self.resumes = 0
+        self.reconnecting = False  # True while wait() tries to reach a backend that went away
         self._frames_before = 0  # frames written before the current (re-)submission
 
     @property
@@ -169,28 +170,46 @@ class JobStream:
         return left
 
     def wait(self, on_event=None, idle_timeout_s: float | None = None,
-             reconnect_s: float | None = None) -> "JobStream":
+             reconnect_s: float | None = None, tick=None, poll_ms: int = 200) -> "JobStream":
         """Block until the job ends. Raises the job's error. When the backend is silent for
         ``idle_timeout_s`` (default: the client's liveness time) it reconnects and resumes for up to
         ``reconnect_s`` (default: the client's), reporting ConnectionLost / Resumed to ``on_event``;
-        BackendUnavailable when the backend does not come back in that window."""
+        BackendUnavailable when the backend does not come back in that window.
+
+        ``tick()``, when given, runs before every poll (at least every ``poll_ms``): the caller's
+        chance to ``cancel()`` the stream or to raise (a watchdog that knows the backend is gone)."""
         idle = idle_timeout_s if idle_timeout_s is not None else self.client.liveness_s
         window = self.client.reconnect_s if reconnect_s is None else reconnect_s
         emit = on_event or (lambda event: None)
         while not self.finished:
-            for event in self.poll(200):
+            if tick is not None:
+                tick()
+            for event in self.poll(poll_ms):
                 emit(event)
             silent = time.monotonic() - self.last_heard
             if not self.finished and silent > idle:
                 emit(ConnectionLost(self.client.address, silent, window))
-                self._reconnect(window, silent, emit)
+                self._reconnect(window, silent, emit, tick)
         if self.error is not None:
             raise self.error
         return self
 
-    def _reconnect(self, window: float, silent: float, emit) -> None:
-        if not self.client.reconnect_within(window):
-            raise self._gave_up(window, silent)
+    def _reconnect(self, window: float, silent: float, emit, tick=None) -> None:
+        """Reconnect for up to ``window`` s, in slices so that ``tick`` still runs (a cancel or a
+        watchdog is not held up by a backend that is away), then resume the job."""
+        deadline = time.monotonic() + window
+        self.reconnecting = True
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._gave_up(window, silent)
+                if tick is not None:
+                    tick()
+                if self.client.reconnect_within(remaining if tick is None else min(remaining, 2.0)):
+                    break
+        finally:
+            self.reconnecting = False
         left = self.resume()
         emit(Resumed(self.client.address, left))
         if self.finished:

@@ -1,6 +1,9 @@
 """The add-on's Blender-free logic, imported from the staged extension tree (what the zip ships)."""
+import ast
 import importlib
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +166,51 @@ def test_local_backend_refuses_non_loopback_addresses(lp):
         lb.check_loopback("tcp://10.0.0.3:5557")
     with pytest.raises(lp.wire.errors.BadInput, match="not understood"):
         lb.check_loopback("127.0.0.1")
+
+
+# ---- no report names a command-line flag (issue 12, item 8) --------------------------------------------
+CLI_WORDS = re.compile(r"--[a-z]|\$LIVINGPORTRAIT_|livingportrait serve")
+REPORTING_CALLS = {"report", "BadInput", "LivingPortraitError", "BackendUnavailable", "Cancelled", "Problem",
+                   "_refuse", "append"}
+
+
+def _strings(node) -> list[str]:
+    """The literal text of a call's arguments (f-strings by their constant parts)."""
+    out = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            out.append(sub.value)
+    return out
+
+
+def test_no_add_on_report_names_a_cli_flag():
+    root = Path(__file__).resolve().parents[1] / "addon"
+    offenders = []
+    for path in sorted(root.glob("*.py")):
+        if path.name == "ui_text.py":
+            continue  # the translation table itself
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in REPORTING_CALLS:
+                    offenders += [f"{path.name}: {text}" for text in _strings(node) if CLI_WORDS.search(text)]
+    assert offenders == []
+
+
+def test_backend_messages_reach_the_artist_in_the_add_ons_words(lp):
+    ui_text = importlib.import_module("living_portrait.ui_text")
+    backend = Path(__file__).resolve().parents[1] / "backend"
+    messages = []
+    for path in sorted(backend.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("BadInput", "LivingPortraitError"):
+                text = "".join(_strings(node))
+                if CLI_WORDS.search(text):
+                    messages.append(text)
+    assert len(messages) > 5  # the backend does speak to CLI users; the add-on translates
+    assert "try --detector fan or another --face-index" in " ".join(messages)
+    for text in messages:
+        assert not CLI_WORDS.search(ui_text.for_artist(text)), (text, ui_text.for_artist(text))
+    assert ui_text.for_artist("no face found; try --detector fan or another --face-index") == \
+        "no face found; try the FAN detector or another Face number"

@@ -135,6 +135,10 @@ class LayoutRecorder:
         self.log.append(("prop", data.bl_rna.identifier, prop, prop in data.bl_rna.properties))
         self.log.append(("uilist", list_type, hasattr(bpy.types, list_type)))
 
+    def prop_search(self, data, prop, search_data, search_prop, **kwargs):
+        self.log.append(("prop_search", data.bl_rna.identifier, prop, prop in data.bl_rna.properties,
+                         search_data.bl_rna.identifier, search_prop))
+
     def template_ID(self, data, prop, **kwargs):
         self.log.append(("prop", data.bl_rna.identifier, prop, prop in data.bl_rna.properties))
 
@@ -323,7 +327,12 @@ def main(config_path, results_path):
 
     @record(results, "rig")
     def _():
+        source_before = settings.source
+        active_collection = bpy.context.collection
+        objects_before = len(active_collection.objects)
         error = op_error(lambda: bpy.ops.living_portrait.create_rig())
+        source_after = settings.source
+        settings.source = "RIG"  # the artist picks the rig once it is keyed
         rig = settings.rig
         first = cfg["frame_start"]
         detected = landmark_rig.rig_portrait_landmarks(rig)
@@ -338,7 +347,12 @@ def main(config_path, results_path):
         settings.output_dir = os.path.join(work, "frames_rig")
         settings.sequence_name = "fromrig"
         anim_error = op_error(lambda: bpy.ops.living_portrait.animate())
-        return {"error": error, "points": len(points), "names": [p.name for p in points[:2]],
+        return {"source_before": source_before, "source_after": source_after,
+                "rig_collections": [c.name for c in rig.users_collection],
+                "rig_collection_in_scene": rig.users_collection[0].name in scene.collection.children,
+                "rig_collection_objects": len(rig.users_collection[0].objects),
+                "active_collection_added": len(active_collection.objects) - objects_before,
+                "error": error, "points": len(points), "names": [p.name for p in points[:2]],
                 "detected": detected.tolist(), "sampled_first": sampled.landmarks[0].tolist(),
                 "opened": opened.landmarks[0].tolist(), "animate_error": anim_error,
                 "files": files_in(settings.output_dir), "image_size": list(portrait.size)}
@@ -350,7 +364,7 @@ def main(config_path, results_path):
         settings.sequence_name = "stepped"
         driver = animate.start_animate(bpy.context)
         driver.start()
-        step_times, landed, node_seen_before_done = [], [], False
+        step_times, landed, node_seen_before_done, messages = [], [], False, []
         deadline = time.monotonic() + 120
         done = False
         while not done and time.monotonic() < deadline:
@@ -361,10 +375,12 @@ def main(config_path, results_path):
             done = driver.step()
             step_times.append(time.monotonic() - t0)
             landed.append(driver.frames_written)
+            messages.append(bpy.context.window_manager.living_portrait_job.message)
             node_seen_before_done |= not done and driver.handler.node is not None
         return {"done": done, "steps": len(step_times), "max_step_s": max(step_times),
                 "median_step_s": float(np.median(step_times)), "landed": landed,
-                "node_before_done": node_seen_before_done, "files": files_in(settings.output_dir)}
+                "node_before_done": node_seen_before_done, "files": files_in(settings.output_dir),
+                "messages": sorted(set(messages))}
 
     @record(results, "cancel")
     def _():
@@ -403,6 +419,7 @@ def main(config_path, results_path):
         item.image = image
         settings.portraits.move(len(settings.portraits) - 1, 0)
         outcome = animate_into(settings, os.path.join(work, "frames_missing"))
+        outcome["job_message"] = bpy.context.window_manager.living_portrait_job.message
         settings.portraits.remove(0)
         return outcome
 
@@ -512,6 +529,249 @@ def main(config_path, results_path):
         prefs.curve_server_public_key = prefs.curve_client_secret_key = ""
         prefs.address = cfg["address"]
         return outcome
+
+    # ---- issue 12: the add-on in an artist's hands ------------------------------------------------
+    from bl_ext.user_default.living_portrait import operators, panels, validation
+
+    def run_driver(driver, deadline_s=120.0):
+        """Drive a started job the way the modal operator's timer does; (error, stage lines seen)."""
+        messages, error = [], None
+        deadline = time.monotonic() + deadline_s
+        try:
+            while time.monotonic() < deadline:
+                timer_tick()
+                done = driver.step()
+                messages.append(bpy.context.window_manager.living_portrait_job.message)
+                if done:
+                    break
+        except lp.wire.errors.LivingPortraitError as err:
+            error = f"{type(err).__name__}: {err.message}"
+        return error, messages
+
+    def marker_co(track, frame):
+        marker = track.markers.find_frame(frame, exact=True)
+        return None if marker is None else [marker.co[0], marker.co[1], marker.mute]
+
+    @record(results, "detect_long_sequence")
+    def _():
+        # 60 files: more than one wire message may carry. The timer path, as the panel's button runs it.
+        clip = bpy.data.movieclips.load(cfg["long_sequence"])
+        clip.name = "long"
+        clip.frame_start = 1
+        n = cfg["long_sequence_frames"]
+        settings.clip, settings.tracking_object, settings.source = clip, "Face", "CLIP"
+        settings.use_scene_range = False
+        settings.frame_start, settings.frame_end = 1, n
+        driver = operators.start_detect(bpy.context)
+        driver.start()
+        error, messages = run_driver(driver)
+        tracks = list(clip.tracking.objects["Face"].tracks)
+        return {"error": error, "messages": messages, "tracks": len(tracks),
+                "marker_frames": sorted(m.frame for m in tracks[0].markers),
+                "co": {str(f): [marker_co(t, f) for t in tracks] for f in (1, 30, n)}}
+
+    @record(results, "retrack")
+    def _():
+        # Blender's own tracker refines a detected track: clear ten frames of one track, track them again.
+        clip = bpy.data.movieclips["long"]
+        obj = clip.tracking.objects["Face"]
+        name = lp.track_arrays.TRACK_NAMES[30]  # the nose tip
+        track = obj.tracks[name]
+        detected = {f: marker_co(track, f) for f in range(1, 12)}
+        marker = track.markers.find_frame(1, exact=True)
+        size = clip.size
+        pattern = [abs(marker.pattern_corners[1][0] - marker.pattern_corners[0][0]) * size[0],
+                   abs(marker.pattern_corners[2][1] - marker.pattern_corners[1][1]) * size[1]]
+        search = [(marker.search_max[0] - marker.search_min[0]) * size[0],
+                  (marker.search_max[1] - marker.search_min[1]) * size[1]]
+        for f in range(2, 12):
+            track.markers.delete_frame(f)
+        window = bpy.context.window_manager.windows[0]
+        area = window.screen.areas[-1]
+        old_type = area.type
+        area.type = "CLIP_EDITOR"
+        space = area.spaces.active
+        space.clip = clip
+        clip.tracking.active_object_index = list(clip.tracking.objects).index(obj)
+        for t in obj.tracks:
+            t.select = t.name == name
+        region = next(r for r in area.regions if r.type == "WINDOW")
+        saved = scene.frame_start, scene.frame_end, scene.frame_current
+        scene.frame_start, scene.frame_end = 1, 11
+        scene.frame_set(1)
+        with bpy.context.temp_override(window=window, area=area, region=region, space_data=space):
+            result = bpy.ops.clip.track_markers(backwards=False, sequence=True)
+        scene.frame_start, scene.frame_end = saved[0], saved[1]
+        scene.frame_set(saved[2])
+        area.type = old_type
+        return {"result": list(result), "pattern_px": pattern, "search_px": search, "size": list(size),
+                "detected": {str(f): v for f, v in detected.items()},
+                "tracked": {str(f): marker_co(track, f) for f in range(1, 12)}}
+
+    @record(results, "faceless")
+    def _():
+        clip = bpy.data.movieclips.load(cfg["faceless_sequence"])
+        clip.name = "faceless"
+        clip.frame_start = 1
+        settings.clip, settings.tracking_object, settings.source = clip, "Face", "CLIP"
+        settings.use_scene_range = False
+        settings.frame_start, settings.frame_end = 1, 10
+        driver = operators.start_detect(bpy.context)
+        error = None
+        try:
+            driver.run_blocking()
+        except lp.wire.errors.LivingPortraitError as err:
+            error = err.message
+        track = clip.tracking.objects["Face"].tracks[0]
+        muted = [f for f in range(1, 11) if track.markers.find_frame(f, exact=True).mute]
+        anim = animate_into(settings, os.path.join(work, "frames_faceless"))
+        settings.use_scene_range = True
+        return {"error": error, "reports": driver.reports, "muted": muted, "animate_error": anim["error"]}
+
+    @record(results, "subrange_redetect")
+    def _():
+        clip = bpy.data.movieclips[os.path.basename(cfg["driver_video"])]
+        settings.clip, settings.tracking_object, settings.source = clip, "Face", "CLIP"
+        track = clip.tracking.objects["Face"].tracks["jaw.00"]
+        to_clip = lambda f: f - clip.frame_start + 1  # noqa: E731
+        before_frames = sorted(m.frame for m in track.markers)
+        outside, inside = to_clip(cfg["frame_start"]), to_clip(cfg["frame_start"] + 4)
+        for frame in (outside, inside):  # the artist's hand fixes, one outside the sub-range, one in it
+            marker = track.markers.find_frame(frame, exact=True)
+            marker.co = (marker.co[0] + 0.05, marker.co[1])
+        fixed = {"outside": marker_co(track, outside), "inside": marker_co(track, inside)}
+        settings.use_scene_range = False
+        settings.frame_start, settings.frame_end = cfg["frame_start"] + 3, cfg["frame_start"] + 5
+        error = op_error(lambda: bpy.ops.living_portrait.detect_landmarks())
+        settings.use_scene_range = True
+        return {"error": error, "before_frames": before_frames,
+                "after_frames": sorted(m.frame for m in track.markers), "fixed": fixed,
+                "after": {"outside": marker_co(track, outside), "inside": marker_co(track, inside)}}
+
+    @record(results, "range_vs_clip")
+    def _():
+        # A new user's first try: the scene's default 1-250 against a 20-frame clip (scene frames 9-28).
+        clip = bpy.data.movieclips[os.path.basename(cfg["driver_video"])]
+        settings.clip, settings.tracking_object, settings.source = clip, "Face", "CLIP"
+        saved = scene.frame_start, scene.frame_end
+        scene.frame_start, scene.frame_end = 1, 250
+        can_animate = bpy.ops.living_portrait.animate.poll()
+        error = op_error(lambda: bpy.ops.living_portrait.animate())
+        problems = [[p.text, p.fix, p.fix_text] for p in validation.problems(bpy.context)]
+        log = []
+        panels.draw_panel(LayoutRecorder(log), bpy.context)
+        fix_error = op_error(lambda: bpy.ops.living_portrait.range_to_clip())
+        fixed_range = [scene.frame_start, scene.frame_end]
+        problems_after = [p.text for p in validation.problems(bpy.context)]
+        scene.frame_start, scene.frame_end = saved
+        return {"can_animate": can_animate, "error": error, "problems": problems,
+                "panel_operators": [e[1] for e in log if e[0] == "operator"], "fix_error": fix_error,
+                "fixed_range": fixed_range, "problems_after": problems_after}
+
+    @record(results, "portrait_add_refuses")
+    def _():
+        script = os.path.join(work, "not_an_image.py")
+        with open(script, "w") as f:
+            f.write("print('hello')\n")
+        count, images = len(settings.portraits), len(bpy.data.images)
+        error = op_error(lambda: bpy.ops.living_portrait.portrait_add(filepath=script))
+        return {"error": error, "portraits_added": len(settings.portraits) - count,
+                "images_added": len(bpy.data.images) - images}
+
+    @record(results, "ctrl_c")
+    def _():
+        # Ctrl-C in the terminal of a blocking Animate: a KeyboardInterrupt in Blender's main thread.
+        import _thread
+        import threading
+        settings.source, settings.performance_file = "FILE", cfg["long_performance"]
+        settings.use_scene_range = False
+        settings.frame_start, settings.frame_end = cfg["frame_start"], cfg["frame_start"] + 199
+        folder = os.path.join(work, "frames_ctrl_c")
+        os.makedirs(folder, exist_ok=True)
+        settings.output_dir, settings.sequence_name = folder, "interrupted"
+        stop = threading.Event()
+
+        def interrupt_after_first_frame():
+            while not stop.is_set():
+                if any(f.endswith(".exr") for f in os.listdir(folder)):
+                    _thread.interrupt_main()
+                    return
+                stop.wait(0.01)
+
+        watcher = threading.Thread(target=interrupt_after_first_frame, daemon=True)
+        watcher.start()
+        raised = None
+        try:
+            bpy.ops.living_portrait.animate()
+        except BaseException as exc:  # KeyboardInterrupt, or Blender's RuntimeError around it
+            raised = type(exc).__name__
+        stop.set()
+        watcher.join()
+        state = bpy.context.window_manager.living_portrait_job
+        outcome = {"raised": raised, "running": state.running, "message": state.message,
+                   "files": len(files_in(folder))}
+        settings.use_scene_range, settings.performance_file = True, cfg["performance"]
+        return outcome
+
+    @record(results, "killed_backend")
+    def _():
+        # The add-on's own backend dies mid-job (SIGKILL): reported from its exit code, not after silence.
+        import signal
+        prefs.address, prefs.local_command = cfg["local_address"], cfg["livingportrait_command"]
+        prefs.connect_timeout = 20.0
+        prefs.silence_timeout = 60.0
+        start_error = op_error(lambda: bpy.ops.living_portrait.backend_start())
+        check_error = op_error(lambda: bpy.ops.living_portrait.backend_check())
+        settings.source, settings.performance_file = "FILE", cfg["long_performance"]
+        settings.use_scene_range = False
+        settings.frame_start, settings.frame_end = cfg["frame_start"], cfg["frame_start"] + 199
+        settings.output_dir, settings.sequence_name = os.path.join(work, "frames_killed"), "killed"
+        driver = animate.start_animate(bpy.context)
+        driver.start()
+        killed_at, error, deadline = None, None, time.monotonic() + 120
+        try:
+            while time.monotonic() < deadline:
+                timer_tick()
+                if killed_at is None and driver.frames_written:
+                    os.kill(lp.local_backend.LOCAL.process.pid, signal.SIGKILL)
+                    killed_at = time.monotonic()
+                if driver.step():
+                    break
+        except lp.wire.errors.LivingPortraitError as err:
+            error = err.message
+        reported_after = time.monotonic() - killed_at if killed_at else None
+        status = panels.backend_status(bpy.context)
+        problems = [p.text for p in validation.problems(bpy.context)]
+        can_animate = bpy.ops.living_portrait.animate.poll()
+        lp.local_backend.LOCAL.stop()
+        # A backend this Blender did not start holds the address (one left by a killed Blender): Start
+        # says so instead of starting a process that dies with "Address already in use".
+        prefs.address = cfg["address"]
+        orphan_start = op_error(lambda: bpy.ops.living_portrait.backend_start())
+        orphan_local = lp.local_backend.LOCAL.process is not None
+        orphan_check = op_error(lambda: bpy.ops.living_portrait.backend_check())
+        orphan_status = bpy.context.window_manager.living_portrait_job.backend_status
+        prefs.connect_timeout = 10.0
+        settings.use_scene_range, settings.performance_file = True, cfg["performance"]
+        return {"start_error": start_error, "check_error": check_error, "error": error,
+                "reported_after_s": reported_after, "status": list(status), "problems": problems,
+                "can_animate": can_animate, "running": bpy.context.window_manager.living_portrait_job.running,
+                "orphan_start": orphan_start, "orphan_local": orphan_local, "orphan_check": orphan_check,
+                "orphan_status": orphan_status}
+
+    @record(results, "pickers")
+    def _():
+        drawn = {}
+        settings.plate = bpy.data.movieclips["plate"]
+        for source in ("CLIP", "RIG", "FILE"):
+            settings.source = source
+            log = []
+            panels.draw_panel(LayoutRecorder(log), bpy.context)
+            drawn[source] = log
+        settings.plate = None
+        settings.source = "FILE"
+        return {"drawn": drawn,
+                "sub_panels": sorted(n for n in dir(bpy.types) if n.startswith("LIVINGPORTRAIT_PT_compositor_"))}
 
     @record(results, "disable_enable")
     def _():

@@ -1,0 +1,99 @@
+"""Problems shown before the click (as Dream Textures' ``validate()``): what is missing or wrong for the
+chosen performance source, each with the button that fixes it. The panel lists them; Animate and
+Detect are greyed out while a blocking one stands (their ``poll`` asks ``blocking_problem``).
+
+Checks here are cheap (they run on every redraw): settings, file existence, the clip's span, the
+tracks' count, the local backend's process. Gaps in tracks are checked up to MAX_GAP_CHECK_FRAMES.
+"""
+import os
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from . import clip_tracks, job_inputs, landmark_rig, local_backend
+from .wire.errors import BadInput
+
+MAX_GAP_CHECK_FRAMES = 400
+
+
+@dataclass
+class Problem:
+    """``text`` for the artist; ``fix``: the operator that fixes it ("" when the fix is a field to
+    fill); ``blocks``: the jobs it stops ("animate", "detect")."""
+
+    text: str
+    fix: str = ""
+    fix_text: str = ""
+    blocks: tuple = ("animate",)
+
+
+def _check(found: list, check, fix: str = "", fix_text: str = "", blocks=("animate",)) -> bool:
+    """Run ``check()`` (one of the job inputs' own checks, so the panel and the click say the same);
+    a BadInput it raises becomes a Problem. True when it passed."""
+    try:
+        check()
+    except BadInput as err:
+        found.append(Problem(err.message, fix, fix_text, blocks))
+        return False
+    return True
+
+
+def problems(context) -> list:
+    scene = context.scene
+    settings = scene.living_portrait
+    found = []
+    _check(found, lambda: job_inputs.portrait_images(settings), "living_portrait.portrait_add", "Add Portrait Image")
+    if settings.source == "CLIP":
+        clip = settings.clip
+        if clip is None:
+            found.append(Problem("no clip: choose the movie clip of the actor", blocks=("animate", "detect")))
+        else:
+            _clip_problems(found, scene, settings, clip)
+    elif settings.source == "RIG":
+        _check(found, lambda: landmark_rig.rig_points(settings.rig), "living_portrait.create_rig",
+               "Create Landmark Rig")
+    elif not settings.performance_file:
+        found.append(Problem("no performance file: choose a .npz landmark performance"))
+    elif not os.path.isfile(bpy.path.abspath(settings.performance_file)):
+        found.append(Problem(f"no performance file at {settings.performance_file}; choose it again"))
+    _check(found, lambda: job_inputs.engine_settings(settings))
+    local = local_backend.LOCAL
+    if local.process is not None and not local.running:
+        found.append(Problem(f"the local backend exited (exit code {local.process.returncode}); start it "
+                             "again", "living_portrait.backend_start", "Start Local Backend",
+                             blocks=("animate", "detect")))
+    return found
+
+
+def _clip_problems(found: list, scene, settings, clip) -> None:
+    if clip.frame_duration <= 0 or clip.size[0] <= 0:
+        found.append(Problem(f"clip {clip.name!r}: its footage cannot be read ({clip.filepath}); re-link it",
+                             blocks=("animate", "detect")))
+        return
+    if not _check(found, lambda: job_inputs.check_range_in_clip(scene, settings, clip),
+                  "living_portrait.range_to_clip", "Set Range to Clip"):
+        return
+    first, last = job_inputs.frame_range(scene, settings)
+    obj = clip.tracking.objects.get(settings.tracking_object) if settings.tracking_object else None
+    if obj is not None and len(obj.tracks) == 0 or obj is None and settings.tracking_object:
+        found.append(Problem("no landmark tracks on the clip yet: detect them", "living_portrait.detect_landmarks",
+                             "Detect Landmarks"))
+        return
+    if last - first + 1 <= MAX_GAP_CHECK_FRAMES:
+        _check(found, lambda: clip_tracks.read_tracks(clip, settings.tracking_object, np.arange(first, last + 1)),
+               "living_portrait.detect_landmarks", "Detect Landmarks")
+
+
+def blocking_problem(context, job: str):
+    """The first problem that stops ``job`` ("animate" or "detect"), or None."""
+    return next((p for p in problems(context) if job in p.blocks), None)
+
+
+def poll_job(cls, context, job: str) -> bool:
+    """An operator's poll: False (with the problem as its tooltip) while a problem stops ``job``."""
+    problem = blocking_problem(context, job)
+    if problem is not None:
+        cls.poll_message_set(problem.text)
+        return False
+    return True
