@@ -85,8 +85,9 @@ class JobStream:
             # Silence is counted from the end of our own work (a slow disk is not a silent backend).
             self.last_heard = time.monotonic()
         events += self._collect_writes(everything=self.finished)
-        # Any message proves the backend alive, the answers to our pings included.
-        self.last_heard = max(self.last_heard, self.client.last_heard)
+        # Only the job's own messages prove it alive (the backend beats a PONG for every job it holds,
+        # queued ones included): a backend restarted on the same address answers our pings but has
+        # never heard of the job, and must not keep it waiting forever.
         if self.finished:
             self.client.forget(self.id)
         return [e for e in events if e is not None]

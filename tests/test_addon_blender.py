@@ -191,6 +191,7 @@ def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driv
               "unused_address": f"tcp://127.0.0.1:{free_port()}",
               "local_address": f"tcp://127.0.0.1:{free_port()}",
               "auto_address": f"tcp://127.0.0.1:{free_port()}",
+              "hiccup_address": f"tcp://127.0.0.1:{free_port()}",
               "curve": curve_backend,
               "livingportrait_command": str(ROOT / ".venv" / "bin" / "livingportrait")}
     (folder / "config.json").write_text(json.dumps(config))
@@ -614,6 +615,14 @@ def test_a_killed_local_backend_is_reported_at_once_and_an_orphan_is_found(blend
     assert not obs["running"]
     assert "already uses" in reported(obs["orphan_start"]) and not obs["orphan_local"]
     assert obs["orphan_check"] is None and "did not start" in obs["orphan_status"]
+
+
+def test_a_backend_hiccup_in_the_ui_reconnects_and_resumes_like_background_runs(blender):
+    obs = scenario(blender, "hiccup")
+    assert obs["error"] is None, obs["error"]
+    assert obs["files"] == frame_files("hiccup", FRAME_START, FRAME_START + 39)
+    assert any("reconnect" in m for m in obs["messages"]), obs["messages"]
+    assert not obs["running"]
 
 
 def test_background_runs_print_their_stages_and_the_panel_shows_them(blender):

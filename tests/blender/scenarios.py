@@ -759,6 +759,56 @@ def main(config_path, results_path):
                 "orphan_start": orphan_start, "orphan_local": orphan_local, "orphan_check": orphan_check,
                 "orphan_status": orphan_status}
 
+    @record(results, "hiccup")
+    def _():
+        # A backend hiccup mid-job in the UI (the timer path): the backend is killed and comes back on
+        # the same address; the job reconnects, resumes and finishes, as `blender -b` always did.
+        import signal
+        import subprocess
+
+        def serve():
+            process = subprocess.Popen([cfg["livingportrait_command"], "serve", "--bind", cfg["hiccup_address"]],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            client = lp.wire.client.BackendClient(cfg["hiccup_address"], timeout_s=30.0)
+            try:
+                client.handshake()
+            finally:
+                client.close()
+            return process
+
+        first = serve()
+        prefs.address, prefs.silence_timeout = cfg["hiccup_address"], 60.0
+        settings.source, settings.performance_file = "FILE", cfg["long_performance"]
+        settings.use_scene_range = False
+        settings.frame_start, settings.frame_end = cfg["frame_start"], cfg["frame_start"] + 39
+        folder = os.path.join(work, "frames_hiccup")
+        settings.output_dir, settings.sequence_name = folder, "hiccup"
+        driver = animate.start_animate(bpy.context)
+        driver.start()
+        second, error, messages = None, None, []
+        deadline = time.monotonic() + 120
+        try:
+            while time.monotonic() < deadline:
+                timer_tick()
+                if second is None and driver.frames_written:
+                    os.kill(first.pid, signal.SIGKILL)
+                    first.wait()
+                    second = serve()
+                done = driver.step()
+                messages.append(bpy.context.window_manager.living_portrait_job.message)
+                if done:
+                    break
+        except lp.wire.errors.LivingPortraitError as err:
+            error = f"{type(err).__name__}: {err.message}"
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait()
+        prefs.address = cfg["address"]
+        settings.use_scene_range, settings.performance_file = True, cfg["performance"]
+        return {"error": error, "files": files_in(folder), "messages": sorted(set(messages)),
+                "running": bpy.context.window_manager.living_portrait_job.running}
+
     @record(results, "pickers")
     def _():
         drawn = {}
