@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import time
 
 from livingportrait_wire.errors import BadInput
 
@@ -21,6 +23,23 @@ OPENJD_SESSION_ENV = "OPENJD_SESSION_WORKING_DIR"
 def under_openjd(environ=None) -> bool:
     """True inside an Open Job Description session."""
     return bool((environ if environ is not None else os.environ).get(OPENJD_SESSION_ENV))
+
+
+def openjd_stage_reporter(min_interval_s: float = 1.0):
+    """Inside an OpenJD session, an ``on_progress(stage, done, total)`` that tells the farm what a task is
+    doing before its first frame (``openjd_status: finetune 120/500``): each new stage at once, progress
+    within one at most every ``min_interval_s``. None elsewhere."""
+    if not under_openjd():
+        return None
+    last = {"stage": None, "at": 0.0}
+
+    def report(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != last["stage"] or now - last["at"] >= min_interval_s or done >= total:
+            last.update(stage=stage, at=now)
+            sys.stdout.write(f"openjd_status: {stage} {done}/{total}\n")
+            sys.stdout.flush()
+    return report
 
 
 def cue_task_frames(environ=None) -> list[int] | None:

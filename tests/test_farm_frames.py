@@ -68,6 +68,9 @@ def test_under_openjd_progress_and_failure_are_lines_the_session_reads(job, tmp_
     progress = [float(line.split(":", 1)[1]) for line in ok.stdout.splitlines() if line.startswith("openjd_progress: ")]
     assert progress and progress[-1] == 100.0 and progress == sorted(progress)
     assert "openjd_status: render shot 4/4" in ok.stdout
+    # Before the first frame the farm sees the stage, not silence.
+    stages = [line for line in ok.stdout.splitlines() if line.startswith("openjd_status: ")]
+    assert stages[0] == "openjd_status: landmarks 0/1" and "openjd_status: prepare 1/1" in stages
     failed = run_render(job, tmp_path / "out", "30", env)
     assert failed.returncode == 2
     assert [line for line in failed.stdout.splitlines() if line.startswith("openjd_fail: ")] == [
