@@ -1,6 +1,7 @@
 """OpenCue: our pyoutline layer serialised by real pyoutline, and each chunk executed as an RQD host
 executes it (`pycuerun OUTLINE.yaml -e FRAME-LAYER`, real pycuerun, real CLI); frames byte-identical to one
-in-process render. Cuebot (a Java server) cannot run here, so nothing is launched."""
+in-process render. Cuebot (a Java server) cannot run here: a real RQD is driven by a stand-in of its
+launch call and report service (tests/cuebot_standin.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -79,3 +80,26 @@ def test_the_submit_helper_dry_run_prints_the_job_spec(job, tmp_path):
     layer = load_outline(str(yaml_path)).get_layer("render")
     assert layer.command([1, 2])[-5:] == ["fewshot", "--checkpoint", "/models/paper", "--frames", "1-2"]
     assert layer.get_arg("gpus") == 1
+
+
+def test_a_real_rqd_launched_by_a_cuebot_stand_in_runs_each_chunk_from_the_cue_variables(job, reference, tmp_path):
+    """Real RQD (opencue-rqd), driven through its gRPC LaunchFrame by a STAND-IN of Cuebot
+    (tests/cuebot_standin.py): the layer's command has no frame tokens at all; each task's chunk
+    comes from CUE_IFRAME/CUE_CHUNK/CUE_RANGE. A task that fails is reported with its exit status and,
+    relaunched (Cuebot's retry), completes."""
+    from cuebot_standin import CuebotStandIn
+
+    out = tmp_path / "out"
+    command = " ".join([str(BIN / "livingportrait"), *job.render_args(str(out))])
+    cuebot = CuebotStandIn(tmp_path, subprocess_env())
+    try:
+        (out / "shot.0007.exr").mkdir(parents=True)  # this host cannot write frame 7
+        statuses = [cuebot.launch(command, first, 5, "1-12", tmp_path / "logs").exit_status for first in (1, 6, 11)]
+        assert statuses[0] == 0 and statuses[1] != 0 and statuses[2] == 0
+        (out / "shot.0007.exr").rmdir()
+        assert cuebot.launch(command, 6, 5, "1-12", tmp_path / "logs").exit_status == 0
+    finally:
+        cuebot.stop()
+    files = exr_files(out)
+    assert sorted(files) == sorted(reference)
+    assert files == reference
