@@ -86,3 +86,17 @@ def test_without_footage_mouths_the_interior_is_synthesised(actor_performance):
     _, t, out = render_last(actor_performance, settings)
     left, right = halves(out, t)
     assert not (left[1] > 1.5 * left[2]) and not (right[2] > 1.5 * right[1])
+
+
+def test_the_actors_mouths_and_gaze_travel_with_a_render_job_on_the_wire(actor_performance):
+    from livingportrait_backend.server.job_requests import driver_from_message
+    from livingportrait_wire.codec import decode
+    from livingportrait_wire.jobs import RenderJob
+    from livingportrait_wire.protocol import Limits
+
+    job = RenderJob([ws.png_bytes(ws.astronaut())], actor_performance, "/tmp/unused")
+    frames = job.message("job-1")
+    driver = driver_from_message(decode(frames), Limits())
+    driver.validate("the job's performance")
+    for key in ("gaze", "mouth", "mouth_lips"):
+        np.testing.assert_array_equal(driver.extras[key], actor_performance.extras[key])
