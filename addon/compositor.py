@@ -37,6 +37,10 @@ def _compositor_tree(scene):
         return tree, False
     fresh = scene.node_tree is None
     scene.use_nodes = True  # 4.x fills a new tree with Render Layers -> Composite
+    if fresh:
+        # Left there, the Render Layers node renders the whole 3D scene on every F12 for nothing.
+        for node in [n for n in scene.node_tree.nodes if n.bl_idname == "CompositorNodeRLayers"]:
+            scene.node_tree.nodes.remove(node)
     return scene.node_tree, fresh
 
 

@@ -105,6 +105,7 @@ class JobDriver:
         self.counts = counts
         self.silence_timeout_s = silence_timeout_s
         self.frames_written = 0
+        self.resumed = 0  # how often the job reconnected and resumed after the backend went away
         self.reports: list[tuple[str, str]] = []  # (level, text) for the operator to report at the end
         self._queue = queue.SimpleQueue()
         self._cancel = threading.Event()
@@ -179,6 +180,7 @@ class JobDriver:
             if isinstance(event, ConnectionLost):
                 text = f"backend silent for {event.silent_s:.0f} s; reconnecting"
             elif isinstance(event, Resumed):
+                self.resumed += 1
                 text = f"reconnected; resuming {event.frames_left} frame(s)"
         state.message = f"{self.kind}: {text}"
         if bpy.app.background or any(isinstance(e, (ConnectionLost, Resumed)) for e in events):
@@ -202,6 +204,8 @@ class JobDriver:
             self._fail(err)
         job_state().progress = 1.0
         done = f"{self.kind}: done" + (f", {self.frames_written} frame(s) written" if self.frames_written else "")
+        if self.resumed:
+            done += f" (resumed {self.resumed}x after the backend went away)"
         self._end(done)
         if bpy.app.background:
             print(f"Living Portrait {done}", file=sys.stderr, flush=True)

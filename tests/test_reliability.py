@@ -124,6 +124,7 @@ def test_cli_gives_up_on_a_dead_backend_with_a_clear_message_and_exit_2(tmp_path
         backend.stop()
     assert cli.returncode == 2
     assert "is silent" in stderr and "did not come back within 1 s" in stderr
+    assert "Preparing" in stderr  # the stage before frames flow, not a bar stuck at 0
     assert "Traceback" not in stderr
     assert gave_up < 5.0 + 1.0 + 2.0
     assert not [n for n in os.listdir(out) if n.endswith(".tmp")]

@@ -173,17 +173,27 @@ def _run_remote(args, driver, frames, points, settings) -> int:
 def _stream_job(client, job, name: str) -> int:
     """Submit ``job`` and wait for it, drawing progress; returns the number of frames written."""
     import sys
+    import time
 
-    from livingportrait_wire.client import ConnectionLost, FrameWritten, Resumed
+    from livingportrait_wire.client import ConnectionLost, FrameWritten, ProgressEvent, Resumed
+    from livingportrait_wire.events import stage_text
 
     from ..progress import Progress
 
     stream = client.submit(job)
     bar = None
+    shown = ["", 0.0]  # the last stage line printed, and when
 
     def on_event(event):
         nonlocal bar
-        if isinstance(event, FrameWritten):
+        if isinstance(event, ProgressEvent) and bar is None and event.stage != "render":
+            # The long preparation of a neural engine ("Fine-tuning 120/500"), before frames flow.
+            line, now = stage_text(event.stage, event.done, event.total), time.monotonic()
+            stage_changed = line.split(" ")[0] != shown[0].split(" ")[0]
+            if line != shown[0] and (stage_changed or now - shown[1] >= 1.0 or event.done == event.total):
+                print(line, file=sys.stderr, flush=True)
+                shown[:] = [line, now]
+        elif isinstance(event, FrameWritten):
             bar = bar or Progress(stream.total, f"render {name}")
             bar.update(len(stream.frames_written))
         elif isinstance(event, ConnectionLost):

@@ -207,7 +207,8 @@ def main(config_path, results_path):
                     "frame_duration": node.frame_duration, "outputs": [s.name for s in node.outputs]},
                 "matte_linked": matte is not None and matte.inputs["Alpha"].is_linked
                 and matte.inputs["Alpha"].links[0].from_socket.name == "matte",
-                "renders": renders, "job_message": bpy.context.window_manager.living_portrait_job.message}
+                "renders": renders, "job_message": bpy.context.window_manager.living_portrait_job.message,
+                "render_layers_nodes": sum(n.bl_idname == "CompositorNodeRLayers" for n in tree.nodes)}
 
     @record(results, "pin_to_plane")
     def _():
@@ -807,6 +808,7 @@ def main(config_path, results_path):
         prefs.address = cfg["address"]
         settings.use_scene_range, settings.performance_file = True, cfg["performance"]
         return {"error": error, "files": files_in(folder), "messages": sorted(set(messages)),
+                "resumed": driver.resumed, "killed": second is not None,
                 "running": bpy.context.window_manager.living_portrait_job.running}
 
     @record(results, "pickers")
