@@ -109,3 +109,20 @@ def test_gpu_selection_follows_cue_gpu_cores_unless_the_host_chose():
     chosen = {"CUE_GPU_CORES": "1", "CUDA_VISIBLE_DEVICES": "0"}
     apply_cue_gpus(chosen)
     assert chosen["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_a_frame_list_with_connect_renders_those_frames_on_a_backend_byte_identical(job, reference, tmp_path):
+    from backend_process import BackendProcess
+
+    backend = BackendProcess()
+    try:
+        result = subprocess.run([LIVINGPORTRAIT, *job.render_args(str(tmp_path), "1-2,5,11-13"),
+                                 "--connect", backend.address], capture_output=True, text=True,
+                                env=subprocess_env(), timeout=300)
+    finally:
+        backend.stop()
+    assert result.returncode == 0, result.stderr
+    assert "warning: the performance has no frame(s) 13; rendering 1-2,5,11-12" in result.stderr
+    files = exr_files(tmp_path)
+    assert sorted(files) == [f"shot.{f:04d}.exr" for f in (1, 2, 5, 11, 12)]
+    assert all(files[name] == reference[name] for name in files)
