@@ -121,6 +121,11 @@ class WarpEngine:
         found = person_layers(portrait, roi, getattr(self, "cache_dir", None)) if options.person_matte else None
         self.cache_hit = bool(found and found[3])
         self.alpha, self.person, self.plate = found[:3] if found and found[0] is not None else (None, None, None)
+        if self.alpha is not None:
+            # Only in the matte's soft edge is person + plate the portrait merely to rounding (where
+            # the matte is 0 or 1 the sum is exact): those pixels are copied back where nothing moved.
+            self.edge = np.flatnonzero((self.alpha > 0) & (self.alpha < 1))
+            self.src_roi = np.ascontiguousarray(self.src[roi]).reshape(-1, 3)
         # Glasses' rims and lens reflections stay put when a lid closes behind them: the lid slides
         # on a copy of the portrait with them filled from the skin above, and they are laid back on top.
         overlay = rigid_overlays(portrait.srgb8, p, self.iod)
@@ -184,8 +189,9 @@ class WarpEngine:
             a = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             roi += self.plate * (1.0 - a)[..., None]
             matte = np.maximum(matte * np.maximum(a, self.alpha), np.abs(a - self.alpha))
-            # Exactly the portrait where nothing moved (the layers' sum is only equal to rounding).
-            np.copyto(roi, self.src[self.y0:self.y1, self.x0:self.x1], where=((dx == 0) & (dy == 0))[..., None])
+            # Exactly the portrait where nothing moved (see prepare: only the matte's edge needs it).
+            still = self.edge[(dx.ravel()[self.edge] == 0) & (dy.ravel()[self.edge] == 0)]
+            roi.reshape(-1, 3)[still] = self.src_roi[still]
         np.maximum(roi, 0.0, out=roi)  # bicubic overshoot below black
         offset = np.array([self.x0, self.y0], np.float64)
         if gaze is not None and self.gaze_on and np.abs(gaze).max() > 1e-3:
