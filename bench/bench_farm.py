@@ -1,9 +1,10 @@
 """Chunking overhead on a farm: the same frames as chunks through `openjd run` vs one `livingportrait render`.
 
     .venv/bin/python bench/bench_farm.py [--frames 96] [--chunk 8,48] [--repeats 1] [--engines warp,fewshot]
-                                         [--preset tiny] [--finetune-steps 0] [--json docs/results/bench_farm.json]
+                                         [--preset tiny] [--finetune-steps 0] [--size 512]
+                                         [--json docs/results/bench_farm.json]
 
-Inputs: scikit-image's astronaut (512x512) and the built-in performance looped to --frames frames. For
+Inputs: scikit-image's astronaut (512x512, or resized to --size) and the built-in performance looped to --frames frames. For
 each engine, one render of every frame (one process) and the OpenJD bundle run by the real `openjd run`
 (one session, --frames/--chunk chunks, each task a fresh `livingportrait render --frames CHUNK` process)
 alternate --repeats times, each into a fresh output folder (so both start with a cold prepare cache), and
@@ -29,7 +30,7 @@ BIN = Path(sys.executable).parent
 TEMPLATE = ROOT / "farm" / "openjd" / "living_portrait" / "template.yaml"
 
 
-def make_inputs(work: Path, frames: int) -> tuple[str, str]:
+def make_inputs(work: Path, frames: int, size: int = 512) -> tuple[str, str]:
     import cv2
     import numpy as np
     from skimage import data
@@ -38,7 +39,10 @@ def make_inputs(work: Path, frames: int) -> tuple[str, str]:
     from livingportrait_wire.landmarks import LandmarkSequence, save_sequence
 
     portrait = work / "astronaut.png"
-    cv2.imwrite(str(portrait), data.astronaut()[:, :, ::-1])
+    image = data.astronaut()
+    if size != image.shape[0]:
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(portrait), image[:, :, ::-1])
     base = builtin_performance()
     index = np.arange(frames) % len(base.frames)
     driver = work / "performance.npz"
@@ -81,6 +85,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--engines", default="warp,fewshot")
     p.add_argument("--preset", default="tiny", help="fewshot checkpoint preset (random weights)")
+    p.add_argument("--size", type=int, default=512, help="portrait size in pixels (the astronaut, resized)")
     p.add_argument("--finetune-steps", type=int, default=0,
                    help="fewshot: fine-tune steps (0: embed only; either way chunks reuse the first one's model)")
     p.add_argument("--json", help="write the figures here")
@@ -88,8 +93,8 @@ def main() -> int:
 
     env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]), "PYTHONUNBUFFERED": "1"}
     work = Path(tempfile.mkdtemp(prefix="bench_farm_"))
-    portrait, driver = make_inputs(work, args.frames)
-    report = {"frames": args.frames, "portrait": "skimage astronaut 512x512",
+    portrait, driver = make_inputs(work, args.frames, args.size)
+    report = {"frames": args.frames, "portrait": f"skimage astronaut {args.size}x{args.size}",
               "load_average_at_start": os.getloadavg()[0], "runs": []}
     checkpoints = {}
     for engine in args.engines.split(","):
