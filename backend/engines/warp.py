@@ -38,7 +38,8 @@ INNER_RADIUS = 1.25   # the expression's spline is whole inside this many face-e
 OUTER_RADIUS = 1.75   # ... and exactly 0 from here on (its anchors sit here)
 HEAD_RADIUS = 1.45    # the head's rigid motion is whole inside this (hair, a hat) ...
 REGION_RADIUS = 2.0   # ... and 0 from here on: the region a frame may change
-NECK = (0.05, 0.35)   # below the chin, motion fades from whole to 0 over this span (of the face height)
+NECK = (0.05, 0.35)   # below the jaw line the head's motion fades from whole to 0 over this (face heights)
+JAW_EDGE = 0.06       # the expression fades out across the jaw line over this much of the face height
 
 
 # (upper, lower) point pairs of the eyelids and inner lips: an upper point must never pass below its
@@ -167,12 +168,14 @@ class WarpEngine:
         face_field = self.window[:, None] * expression
         dx = self._upsample(head_field[:, 0])
         dy = self._upsample(head_field[:, 1])
-        # The expression stops at the jaw line, sharply: the chin moves over the neck (an occluding
-        # edge), it does not drag the neck and the collar with it.
+        # The expression stops at the jaw line: the chin moves over the neck (an occluding edge), it
+        # does not drag the neck and the collar with it. The edge is JAW_EDGE face heights wide: any
+        # narrower and the skin under the chin is squeezed into a line that reads as a drawn outline.
         cols = np.arange(self.x0, self.x1, dtype=np.float64)
         jaw_y = np.interp(cols, jaw[:, 0], jaw[:, 1]).astype(np.float32)
         rows = np.arange(self.y0, self.y1, dtype=np.float32)[:, None]
-        face_side = np.clip((jaw_y[None, :] - rows) * np.float32(0.5) + np.float32(0.5), 0.0, 1.0)
+        edge = np.float32(1.0 / max(JAW_EDGE * self.face_h, 2.0))
+        face_side = np.clip((jaw_y[None, :] - rows) * edge + np.float32(0.5), 0.0, 1.0)
         dx += face_side * self._upsample(face_field[:, 0])
         dy += face_side * self._upsample(face_field[:, 1])
         # The matte: 1 where the frame moved by 2% of the eye distance or more (smooth, so coarse).
