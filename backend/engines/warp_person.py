@@ -16,6 +16,7 @@ from ..colorspace import srgb_to_linear
 # The matte is used as hard as this: pixels the segmenter is less sure of than LOW are background,
 # above HIGH person; the band between is the soft edge (hair wisps keep their blend).
 LOW, HIGH = 0.3, 0.7
+FRINGE = 0.02  # the matte's value in the fringe just outside the segmenter's edge
 
 
 def person_layers(portrait, roi: tuple[slice, slice], cache_dir: str | None = None):
@@ -25,7 +26,7 @@ def person_layers(portrait, roi: tuple[slice, slice], cache_dir: str | None = No
     stored: a chunk then never starts mediapipe."""
     from .. import prepare_cache
 
-    key = prepare_cache.entry_key("warp-person", portrait.digest, [(s.start, s.stop) for s in roi], LOW, HIGH)
+    key = prepare_cache.entry_key("warp-person", portrait.digest, [(s.start, s.stop) for s in roi], LOW, HIGH, FRINGE)
     stored = prepare_cache.load_arrays(cache_dir, "warp", key) if cache_dir else None
     if stored is not None:
         if not stored:
@@ -54,7 +55,14 @@ def person_matte(srgb8: np.ndarray) -> np.ndarray | None:
     if mask is None or float(mask.max()) < 0.5:
         return None
     a = np.clip((mask.astype(np.float32) - LOW) / (HIGH - LOW), 0.0, 1.0)
-    return (a * a * (3 - 2 * a)).astype(np.float32)
+    a = (a * a * (3 - 2 * a)).astype(np.float32)
+    # The segmenter's edge is soft and a little tight (hair wisps fall outside it): a faint fringe
+    # around the matte makes them part of the person, so they move with the head and the clean plate
+    # behind is filled there too, instead of a wisp staying behind as a ghost outline.
+    h, w = a.shape
+    k = max(3, int(round(0.012 * max(h, w)))) | 1
+    fringe = cv2.dilate((a > 0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return np.maximum(a, FRINGE * fringe).astype(np.float32)
 
 
 def layers(linear: np.ndarray, srgb8: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
