@@ -64,7 +64,7 @@ def detect_jobs(clip, clip_frames, settings, limits: Limits = Limits()):
 
     An image sequence sends only the files of those frames, in as many jobs as the wire's limits need
     (one message holds at most ``max_buffers - 1`` images); a movie goes as one job with the frame
-    numbers to track (counted from 1). Smoothing is left to Animate (which smooths the performance it
+    numbers to track (counted from 1), its file sent in parts within the wire's buffer limit. Smoothing is left to Animate (which smooths the performance it
     reads from the tracks), so the tracks are the detector's own points, the same whether the range
     took one job or ten, and an artist refines what was seen rather than a filtered curve.
     """
@@ -73,16 +73,10 @@ def detect_jobs(clip, clip_frames, settings, limits: Limits = Limits()):
     if clip.source == "MOVIE":
         if not os.path.isfile(path):
             raise BadInput(f"clip {clip.name!r}: no footage file at {path}; re-link the clip's footage")
-        size = os.path.getsize(path)
-        if size > limits.max_buffer_bytes:
-            raise BadInput(f"clip {clip.name!r}: the movie is {size / 2**30:.1f} GiB, more than the "
-                           f"{limits.max_buffer_bytes / 2**30:.1f} GiB a movie can be for detection; "
-                           "render its frames to an image sequence (or a shorter movie) and open that as "
-                           "the clip")
         footage = frame_mapping.clip_to_footage_frame(clip_frames, clip.frame_offset)
-        read = _reader(path, clip)
         frames = [int(f) for f in footage]
-        return [lambda: DetectJob(video=read(), frames=frames, **options)], [len(frames)], footage
+        # The movie goes from its file in parts, read on the job's thread: any size, little memory.
+        return [DetectJob(video_path=path, frames=frames, **options)], [len(frames)], footage
     files = [frame_mapping.sequence_file(path, c, clip.frame_offset) for c in clip_frames]
     missing = [number for number, p in files if not os.path.isfile(p)]
     if missing:

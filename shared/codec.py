@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import BadInput, Cancelled, JobFailed, LivingPortraitError, ProtocolError
-from .protocol import (ACCEPTED, CANCEL, CLIENT_TYPES, CREDIT, DONE, ERROR, FRAME, HELLO, JOB_KINDS,
+from .protocol import (ACCEPTED, CANCEL, CLIENT_TYPES, CREDIT, DONE, ERROR, FRAME, HELLO, JOB_KINDS, PART,
                        PING, PONG, PROGRESS, PROTOCOL_VERSION, RESULT, SUBMIT, WELCOME,
                        ErrorCode, Limits)
 
@@ -34,10 +34,12 @@ FIELDS: dict[str, dict[str, tuple]] = {
     HELLO: {"client": (_STR, False), "heartbeat_ms": (_INT, False)},
     SUBMIT: {"kind": (_STR, True), "engine": (_STR, False), "name": (_STR, False),
              "settings": (_DICT, False), "frame_range": (_LIST, False), "window": (_INT, False),
-             "image_size": (_LIST, False), "detector": (_STR, False)},
+             "image_size": (_LIST, False), "detector": (_STR, False), "video_parts": (_INT, False),
+             "video_bytes": (_INT, False)},
     CANCEL: {},
     CREDIT: {"credits": (_INT, True)},
     PING: {},
+    PART: {"index": (_INT, True)},
     WELCOME: {"protocol": (_INT, True), "server": (_STR, True), "engines": (_LIST, True),
               "detectors": (_LIST, True), "limits": (_DICT, True), "heartbeat_ms": (_INT, False)},
     ACCEPTED: {"frames": (_INT, True)},
@@ -205,6 +207,13 @@ def _check_fields(msg_type: str, header: dict) -> None:
         raise ProtocolError(f"submit kind {header['kind']!r} is unknown; expected one of {sorted(JOB_KINDS)}")
     if msg_type == CREDIT and not 0 < header["credits"] <= 1_000_000:
         raise ProtocolError("credit message must grant between 1 and 1000000 credits")
+    if msg_type == PART and header["index"] < 1:
+        raise ProtocolError("a footage part's index starts at 1 (part 0 comes with the job)")
+    if msg_type == SUBMIT and ("video_parts" in header) != ("video_bytes" in header):
+        raise ProtocolError("a job in parts gives both video_parts and video_bytes")
+    if msg_type == SUBMIT and "video_parts" in header and not (
+            0 < header["video_parts"] <= 1_000_000 and 0 <= header["video_bytes"]):
+        raise ProtocolError("video_parts must be 1 to 1000000 and video_bytes not negative")
 
 
 def _decode_buffers(header: dict, data: list[memoryview], limits: Limits) -> dict[str, list]:

@@ -48,7 +48,7 @@ class Resumed:
 
 # What each backend stage is called where people read progress (the add-on's panel and status bar,
 # the CLI's progress line).
-STAGE_WORDS = {"queued": "Waiting for the backend", "detect": "Detecting",
+STAGE_WORDS = {"queued": "Waiting for the backend", "upload": "Sending the footage", "detect": "Detecting",
                "landmarks": "Finding the portrait's landmarks", "prepare": "Preparing",
                "finetune": "Fine-tuning", "render": "Rendering"}
 

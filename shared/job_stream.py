@@ -25,7 +25,7 @@ from .frame_writer import FrameWriter
 from .jobs import DetectJob, RenderJob
 from .landmarks import LandmarkSequence
 from .naming import frame_filename
-from .protocol import ACCEPTED, CANCEL, CREDIT, DONE, ERROR, FRAME, PROGRESS, RESULT, ErrorCode
+from .protocol import ACCEPTED, CANCEL, CREDIT, DONE, ERROR, FOOTAGE_WINDOW, FRAME, PROGRESS, RESULT, ErrorCode
 
 if TYPE_CHECKING:
     from .connection import BackendClient
@@ -36,7 +36,13 @@ class JobStream:
 
     def __init__(self, client: BackendClient, job: RenderJob | DetectJob):
         self.client = client
+        if isinstance(job, DetectJob) and job.video_path is not None:
+            # Parts no bigger than the backend takes in one buffer.
+            limit = int((client.info or {}).get("limits", {}).get("max_buffer_bytes", job.part_bytes))
+            job = replace(job, part_bytes=max(1, min(job.part_bytes, limit)))
         self.job = job
+        self._parts_total = job.video_parts() if isinstance(job, DetectJob) else 0
+        self._parts_sent = 1  # part 0 travels with the SUBMIT
         self.id = client.send_job(job)
         self.total = 0
         self.frames_written: list[int] = []
@@ -51,6 +57,7 @@ class JobStream:
         self.result: LandmarkSequence | None = None
         self.last_heard = time.monotonic()
         self.resumes = 0
+        self._send_parts(0)
         self.reconnecting = False  # True while wait() tries to reach a backend that went away
         self._frames_before = 0  # frames written before the current (re-)submission
 
@@ -98,6 +105,8 @@ class JobStream:
         elif msg.type == PROGRESS:
             self.stage, self.stage_done, self.stage_total = (msg.header["stage"], msg.header["done"],
                                                             msg.header["total"])
+            if self.stage == "upload":
+                self._send_parts(self.stage_done)
             return ProgressEvent(self.stage, self.stage_done, self.stage_total)
         elif msg.type == FRAME:
             return self._write_frame(msg)
@@ -118,6 +127,12 @@ class JobStream:
                 self.error = Cancelled("the job was cancelled (it had just finished on the backend)")
             return self.error
         return None  # PONG: the backend's heartbeat for this job
+
+    def _send_parts(self, stored: int) -> None:
+        """Send the footage's next parts, keeping at most FOOTAGE_WINDOW beyond the ``stored`` ones."""
+        while self._parts_sent < self._parts_total and self._parts_sent - stored < FOOTAGE_WINDOW:
+            self.client.send(self.job.part_message(self.id, self._parts_sent), copy=False)
+            self._parts_sent += 1
 
     def _write_frame(self, msg: Message) -> None:
         """Hand the frame to the writer thread: the socket keeps flowing while the disk works. The
@@ -166,6 +181,8 @@ class JobStream:
             job = replace(job, frame_range=(missing[0], missing[-1]))
             self._frames_before = sum(1 for f in self.frames_written if f < missing[0])
         self.id = self.client.send_job(job)
+        self._parts_sent = 1
+        self._send_parts(0)  # a detect job's footage goes again from its first part
         self.resumes += 1
         self.last_heard = time.monotonic()
         return left

@@ -5,6 +5,7 @@ carries footage to track. ``message(job_id)`` -> the multipart SUBMIT frames (pr
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +14,7 @@ from .codec import array_buffer, bytes_buffer, encode
 from .errors import BadInput
 from .landmarks import LandmarkSequence
 from .naming import check_name
-from .protocol import JOB_DETECT, JOB_RENDER, SUBMIT
+from .protocol import FOOTAGE_PART_BYTES, JOB_DETECT, JOB_RENDER, PART, SUBMIT
 from .render_settings import RenderSettings
 
 
@@ -65,8 +66,9 @@ class RenderJob:
 
 @dataclass
 class DetectJob:
-    """Track a performance on the backend: a movie file's bytes (``video``) or encoded frames
-    (``images`` with their ``frames`` numbers). The stream's ``result`` is a LandmarkSequence."""
+    """Track a performance on the backend: a movie file's bytes (``video``), a movie file read in parts
+    (``video_path``: footage of any size, see protocol.py), or encoded frames (``images`` with their
+    ``frames`` numbers). The stream's ``result`` is a LandmarkSequence."""
 
     video: bytes | None = None
     images: list[bytes] | None = None
@@ -74,17 +76,48 @@ class DetectJob:
     detector: str = "mediapipe"
     face_index: int = 0
     settings: dict = field(default_factory=dict)
+    video_path: str | None = None
+    part_bytes: int = FOOTAGE_PART_BYTES
+
+    def video_parts(self) -> int:
+        """How many parts ``video_path`` goes in (0 for a job without one)."""
+        if self.video_path is None:
+            return 0
+        return max(1, -(-os.path.getsize(self.video_path) // self.part_bytes))
+
+    def part(self, index: int) -> bytes:
+        """Part ``index`` of ``video_path`` (read now: the caller's thread does the disk work)."""
+        try:
+            with open(self.video_path, "rb") as f:
+                f.seek(index * self.part_bytes)
+                return f.read(self.part_bytes)
+        except OSError as exc:
+            raise BadInput(f"cannot read the footage {self.video_path} ({exc.strerror or exc})") from None
 
     def message(self, job_id: str) -> list[bytes]:
-        if (self.video is None) == (self.images is None):
-            raise BadInput("a detect job needs either a video or a list of images")
-        if self.video is not None:
+        given = [self.video is not None, self.video_path is not None, self.images is not None]
+        if sum(given) != 1:
+            raise BadInput("a detect job needs one of a video, a video file or a list of images")
+        fields = {}
+        if self.video_path is not None:
+            try:
+                size = os.path.getsize(self.video_path)
+            except OSError as exc:
+                raise BadInput(f"cannot read the footage {self.video_path} ({exc.strerror or exc})") from None
+            buffers = [bytes_buffer("video", self.part(0), "video")]
+            fields = {"video_parts": self.video_parts(), "video_bytes": size}
+        elif self.video is not None:
             buffers = [bytes_buffer("video", self.video, "video")]
         else:
             buffers = [bytes_buffer("image", data, "image") for data in self.images]
             numbers = self.frames if self.frames is not None else list(range(1, len(self.images) + 1))
             buffers.append(array_buffer("frames", np.asarray(numbers, np.int32)))
-        if self.frames is not None and self.video is not None:
+        if self.frames is not None and self.images is None:
             buffers.append(array_buffer("frames", np.asarray(self.frames, np.int32)))
         settings = {"face_index": self.face_index, **self.settings}
-        return encode(SUBMIT, job_id, {"kind": JOB_DETECT, "detector": self.detector, "settings": settings}, buffers)
+        return encode(SUBMIT, job_id, {"kind": JOB_DETECT, "detector": self.detector, "settings": settings,
+                                       **fields}, buffers)
+
+    def part_message(self, job_id: str, index: int) -> list[bytes]:
+        """The PART message carrying part ``index`` (1..video_parts()-1) of ``video_path``."""
+        return encode(PART, job_id, {"index": index}, [bytes_buffer("video", self.part(index), "video")])

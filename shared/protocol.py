@@ -5,7 +5,7 @@ further frames are raw buffers, each described by an entry of ``header["buffers"
 ``{"name": str, "kind": "array", "dtype": "float32", "shape": [...], "nbytes": n}`` or
 ``{"name": str, "kind": "bytes", "encoding": "image"|"video"|"exr", "nbytes": n}``.
 
-Client -> backend: HELLO, SUBMIT, CANCEL, CREDIT, PING.
+Client -> backend: HELLO, SUBMIT, CANCEL, CREDIT, PING, PART.
 Backend -> client: WELCOME, ACCEPTED, PROGRESS, FRAME, RESULT, DONE, ERROR, PONG.
 
 Heartbeats reuse PING/PONG: a client announces ``heartbeat_ms`` in HELLO and pings (any id) at least
@@ -13,6 +13,12 @@ that often while its jobs run, and the backend cancels its jobs when it has been
 backend's client timeout; the backend sends each running job's client a PONG carrying the job's id
 every WELCOME ``heartbeat_ms``. A client hearing nothing for its liveness time takes the backend for
 dead.
+
+Footage of any size: a detect job's movie may come in parts. Its SUBMIT carries ``video_parts`` (K)
+and ``video_bytes`` with part 0 as its ``video`` buffer; PART messages (``index`` 1..K-1, one ``video``
+buffer each, under the job's id) bring the rest. The backend acknowledges each part it has stored
+with PROGRESS ``stage: "upload"`` (``done``: parts stored); a client keeps at most FOOTAGE_WINDOW parts
+unacknowledged, so neither side holds more than a few parts in memory.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ SUBMIT = "submit"
 CANCEL = "cancel"
 CREDIT = "credit"
 PING = "ping"
+PART = "part"
 # Backend -> client
 WELCOME = "welcome"
 ACCEPTED = "accepted"
@@ -36,7 +43,9 @@ DONE = "done"
 ERROR = "error"
 PONG = "pong"
 
-CLIENT_TYPES = frozenset({HELLO, SUBMIT, CANCEL, CREDIT, PING})
+CLIENT_TYPES = frozenset({HELLO, SUBMIT, CANCEL, CREDIT, PING, PART})
+FOOTAGE_WINDOW = 2  # footage parts a client may have sent and not yet seen acknowledged
+FOOTAGE_PART_BYTES = 32 * 1024 * 1024  # a client's part size (or the backend's buffer limit, if smaller)
 SERVER_TYPES = frozenset({WELCOME, ACCEPTED, PROGRESS, FRAME, RESULT, DONE, ERROR, PONG})
 
 JOB_RENDER = "render"
@@ -74,6 +83,7 @@ class Limits:
     max_frames_per_job: int = 100_000
     max_jobs_per_client: int = 4
     max_credit_window: int = 16
+    max_footage_bytes: int = 256 * 1024 * 1024 * 1024  # a detect job's movie, all its parts together
 
     def to_dict(self) -> dict:
         return asdict(self)

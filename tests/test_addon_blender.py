@@ -173,8 +173,18 @@ def curve_backend(work):
     proc.stop()
 
 
+SMALL_BUFFER = 64 * 1024  # a backend taking this little per buffer gets the actor's movie in parts
+
+
+@pytest.fixture(scope="module")
+def small_buffer_backend():
+    proc = BackendProcess("--max-buffer-bytes", str(SMALL_BUFFER))
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture(scope="module", params=sorted(BLENDERS))
-def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driver_video, driver_sequence,
+def blender(request, work, addon_zip, backend, curve_backend, small_buffer_backend, portrait_png, driver_video, driver_sequence,
             performance_npz, long_performance_npz, long_sequence, faceless_sequence):
     """Run the scenarios in one Blender version; returns (observations, scenario folder)."""
     version = request.param
@@ -192,6 +202,7 @@ def blender(request, work, addon_zip, backend, curve_backend, portrait_png, driv
               "local_address": f"tcp://127.0.0.1:{free_port()}",
               "auto_address": f"tcp://127.0.0.1:{free_port()}",
               "hiccup_address": f"tcp://127.0.0.1:{free_port()}",
+              "small_buffer_address": small_buffer_backend.address,
               "curve": curve_backend,
               "livingportrait_command": str(ROOT / ".venv" / "bin" / "livingportrait")}
     (folder / "config.json").write_text(json.dumps(config))
@@ -543,6 +554,15 @@ def test_detect_on_a_sequence_longer_than_one_message_tracks_every_frame(blender
     counts = [int(m.rsplit(" ", 1)[1].split("/")[0]) for m in obs["messages"] if m.startswith("Detect: Detecting ")]
     assert counts and all(m.endswith(f"/{LONG_SEQUENCE}") for m in obs["messages"] if "Detecting " in m)
     assert max(counts) > 39 and counts == sorted(counts)
+
+
+def test_a_movie_larger_than_the_buffer_limit_detects_sent_in_parts(blender, driver_video, portrait_points):
+    obs = scenario(blender, "detect_movie_in_parts")
+    assert obs["error"] is None and obs["size"] > 4 * SMALL_BUFFER
+    assert "Living Portrait Detect: Sending the footage" in (blender[1] / "output.txt").read_text()
+    first_clip = FRAME_START - CLIP_FRAME_START + 1
+    assert obs["marker_frames"] == list(range(first_clip, first_clip + FRAME_END - FRAME_START + 1))
+    assert_markers_show_their_footage_frames(obs, driver_video, portrait_points)
 
 
 def test_a_detected_track_is_retracked_by_blenders_tracker(blender):

@@ -70,3 +70,61 @@ def test_detect_job_on_a_movie_tracks_only_the_frames_asked_for(backend, moving_
         stream.wait()
     assert list(stream.result.frames) == [2, 4]
     assert np.abs(stream.result.landmarks - expected[[1, 3]]).mean() < 3.0
+
+
+def test_a_movie_larger_than_the_buffer_limit_goes_in_parts_within_the_window(moving_frames, tmp_path):
+    """Footage of any size: a backend taking 32 KiB per buffer gets the movie in parts, acknowledges each,
+    and the client never has more than FOOTAGE_WINDOW parts unacknowledged."""
+    from backend_process import BackendProcess
+    from livingportrait_wire.events import ProgressEvent
+    from livingportrait_wire.protocol import FOOTAGE_WINDOW
+
+    frames, expected = moving_frames
+    path = tmp_path / "clip.avi"
+    size = len(movie_of(frames, path))
+    limit = 32 * 1024
+    assert size > 4 * limit
+    backend = BackendProcess("--max-buffer-bytes", str(limit))
+    try:
+        with BackendClient(backend.address) as client:
+            stream = client.submit(DetectJob(video_path=str(path), frames=[2, 4]))
+            uploads, ahead = [], []
+            while not stream.finished:
+                for event in stream.poll(200):
+                    if isinstance(event, ProgressEvent) and event.stage == "upload":
+                        uploads.append((event.done, event.total))
+                        ahead.append(stream._parts_sent - event.done)
+            if stream.error:
+                raise stream.error
+    finally:
+        backend.stop()
+    parts = -(-size // limit)
+    assert uploads == [(i, parts) for i in range(1, parts + 1)]
+    assert max(ahead) <= FOOTAGE_WINDOW
+    assert list(stream.result.frames) == [2, 4]
+    assert np.abs(stream.result.landmarks - expected[[1, 3]]).mean() < 3.0
+
+
+def test_footage_parts_out_of_order_or_too_many_are_refused(backend, moving_frames, tmp_path):
+    """A client that lies about its parts gets a typed error, never a half-written movie tracked."""
+    import zmq
+
+    from livingportrait_wire.codec import bytes_buffer, decode, encode
+    from livingportrait_wire.protocol import PART, SERVER_TYPES, SUBMIT
+
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.connect(backend.address)
+    try:
+        header = {"kind": "detect", "settings": {}, "video_parts": 3, "video_bytes": 30}
+        sock.send_multipart(encode(SUBMIT, "liar", header, [bytes_buffer("video", b"x" * 10, "video")]))
+        sock.send_multipart(encode(PART, "liar", {"index": 2}, [bytes_buffer("video", b"x" * 10, "video")]))
+        errors = []
+        while not errors:
+            assert sock.poll(20000), "no answer"
+            msg = decode(sock.recv_multipart(), expect=SERVER_TYPES)
+            if msg.type == "error":
+                errors.append(msg.header)
+    finally:
+        sock.close(0)
+    assert errors[0]["code"] == "bad_message" and "part 2 came where part 1 was due" in errors[0]["message"]

@@ -1,7 +1,8 @@
 """The server's "detect" job: track a performance on footage the client sends (the add-on's
 "Detect landmarks" on a movie clip), and send the landmark sequence back.
 
-The footage arrives as a movie file's bytes (``video``) or as encoded frames (``image`` buffers with a
+The footage arrives as a movie file's bytes (``video``; a long movie in parts, see protocol.py) or as
+encoded frames (``image`` buffers with a
 ``frames`` array of their numbers). Tracking is the same as ``livingportrait track``.
 """
 from __future__ import annotations
@@ -43,7 +44,39 @@ def _images(msg: Message, limits: Limits):
         yield int(number), np.ascontiguousarray(img[:, :, ::-1])
 
 
-def run_detect_job(msg: Message, limits: Limits, cancel: threading.Event, send: Callable[[list], None]) -> None:
+def _store_footage(msg: Message, path: str, limits: Limits, send: Callable[[list], None],
+                   next_part: Callable[[], Message] | None) -> None:
+    """Write the job's movie to ``path``: its one ``video`` buffer, or part 0 and then each PART as it
+    comes, acknowledging every stored part (PROGRESS "upload") so the client sends the next."""
+    parts = msg.header.get("video_parts", 1)
+    size = msg.header.get("video_bytes")
+    if size is not None and size > limits.max_footage_bytes:
+        raise BadInput(f"the footage is {size} bytes; this backend takes at most {limits.max_footage_bytes}",
+                       ErrorCode.TOO_LARGE)
+    if parts > 1 and next_part is None:
+        raise ProtocolError("this job cannot receive footage parts")
+    written = 0
+    with open(path, "wb") as f:
+        for index in range(parts):
+            if index:
+                part = next_part()
+                if part.header["index"] != index:
+                    raise ProtocolError(f"footage part {part.header['index']} came where part {index} was due")
+            else:
+                part = msg
+            data = part.one("video")
+            written += len(data)
+            if size is not None and written > size:
+                raise ProtocolError(f"the footage parts hold more than the {size} bytes announced")
+            f.write(data)
+            if parts > 1:
+                send(encode(PROGRESS, msg.id, {"stage": "upload", "done": index + 1, "total": parts}))
+    if size is not None and written != size:
+        raise ProtocolError(f"the footage parts hold {written} bytes; {size} were announced")
+
+
+def run_detect_job(msg: Message, limits: Limits, cancel: threading.Event, send: Callable[[list], None],
+                   next_part: Callable[[], Message] | None = None) -> None:
     settings = msg.header.get("settings", {})
     face_index = settings.get("face_index", 0)
     if type(face_index) is not int or face_index < 0:
@@ -55,8 +88,7 @@ def run_detect_job(msg: Message, limits: Limits, cancel: threading.Event, send: 
     with tempfile.TemporaryDirectory(prefix="livingportrait-detect-") as tmp:
         if "video" in msg.buffers:
             path = os.path.join(tmp, "footage")
-            with open(path, "wb") as f:
-                f.write(msg.one("video"))
+            _store_footage(msg, path, limits, send, next_part)
             try:
                 frames, total = open_frames(path)
             except BadInput:

@@ -19,6 +19,7 @@ import functools
 import gc
 import itertools
 import logging
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +29,8 @@ import zmq
 
 from livingportrait_wire.codec import Message, decode, encode, error_frames, readable_id
 from livingportrait_wire.errors import Cancelled, LivingPortraitError, ProtocolError
-from livingportrait_wire.protocol import (CANCEL, CREDIT, HELLO, JOB_DETECT, PING, PONG, PROTOCOL_VERSION,
-                                          SUBMIT, WELCOME, ErrorCode, Limits)
+from livingportrait_wire.protocol import (CANCEL, CREDIT, FOOTAGE_WINDOW, HELLO, JOB_DETECT, PART, PING, PONG,
+                                          PROTOCOL_VERSION, SUBMIT, WELCOME, ErrorCode, Limits)
 
 from .. import __version__
 from ..detectors import available_detectors
@@ -62,6 +63,7 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     credits: int = 0
     lock: threading.Condition = field(default_factory=threading.Condition)
+    parts: queue.Queue = field(default_factory=queue.Queue)  # footage parts (PART) for a detect job
 
     def grant(self, n: int) -> None:
         with self.lock:
@@ -73,6 +75,25 @@ class _Job:
         self.cancel.set()
         with self.lock:
             self.lock.notify_all()
+
+    def add_part(self, msg: Message) -> None:
+        """Keep a footage part (PART) for the job's worker; a client that ignores the window is refused."""
+        if self.parts.qsize() >= FOOTAGE_WINDOW + 1:
+            self.stop()
+            raise LivingPortraitError(f"more than {FOOTAGE_WINDOW} footage parts sent ahead of the "
+                                      "backend's acknowledgements", ErrorCode.LIMIT)
+        self.parts.put(msg)
+
+    def next_part(self) -> Message:
+        """The next footage part (waiting for it); Cancelled when the job is cancelled, by its client or
+        because its client fell silent."""
+        while True:
+            if self.cancel.is_set():
+                raise Cancelled("the job was cancelled")
+            try:
+                return self.parts.get(timeout=0.2)
+            except queue.Empty:
+                continue
 
     def take_credit(self) -> None:
         """Block until a credit is available; Cancelled when the job is cancelled (by its client, or
@@ -216,7 +237,7 @@ class Server:
             self._send(client, encode(PONG, msg.id))
         elif msg.type == SUBMIT:
             self._submit(client, msg)
-        elif msg.type in (CANCEL, CREDIT):
+        elif msg.type in (CANCEL, CREDIT, PART):
             job = self.jobs.get((client, msg.id))
             if job is None:
                 # A late credit for a job that just ended is normal; a cancel deserves an answer.
@@ -225,6 +246,8 @@ class Server:
                 return
             if msg.type == CANCEL:
                 job.stop()
+            elif msg.type == PART:
+                job.add_part(msg)
             else:
                 job.grant(msg.header["credits"])
 
@@ -260,7 +283,7 @@ class Server:
                 raise Cancelled("the job was cancelled")
             if msg.header["kind"] == JOB_DETECT:
                 from .detect_job import run_detect_job
-                run_detect_job(msg, self.limits, job.cancel, send)
+                run_detect_job(msg, self.limits, job.cancel, send, job.next_part)
             else:
                 from .render_job import run_render_job
                 run_render_job(msg, self.limits, job.cancel, job.take_credit, send)

@@ -571,6 +571,26 @@ def main(config_path, results_path):
                 "marker_frames": sorted(m.frame for m in tracks[0].markers),
                 "co": {str(f): [marker_co(t, f) for t in tracks] for f in (1, 30, n)}}
 
+    @record(results, "detect_movie_in_parts")
+    def _():
+        # A backend whose buffer limit the movie exceeds: the movie goes in parts, read off the main thread.
+        clip = bpy.data.movieclips.load(cfg["driver_video"])
+        clip.name = "in parts"
+        clip.frame_start = cfg["clip_frame_start"]
+        settings.clip, settings.tracking_object, settings.source = clip, "Face", "CLIP"
+        settings.use_scene_range = True
+        prefs.address = cfg["small_buffer_address"]
+        # Blocking, as `blender -b` runs it: each stage is printed, the upload's included.
+        error = op_error(lambda: bpy.ops.living_portrait.detect_landmarks())
+        prefs.address = cfg["address"]
+        tracks = list(clip.tracking.objects["Face"].tracks)
+        first_clip = cfg["frame_start"] - clip.frame_start + 1
+        last_clip = cfg["frame_end"] - clip.frame_start + 1
+        co = [[list(t.markers.find_frame(f, exact=True).co) for t in tracks] for f in (first_clip, last_clip)]
+        return {"error": error, "size": os.path.getsize(cfg["driver_video"]),
+                "marker_frames": sorted(m.frame for m in tracks[0].markers),
+                "co_first_clip_frame": co[0], "co_last_clip_frame": co[1]}
+
     @record(results, "retrack")
     def _():
         # Blender's own tracker refines a detected track: clear ten frames of one track, track them again.
