@@ -42,7 +42,7 @@ class JobStream:
             job = replace(job, part_bytes=max(1, min(job.part_bytes, limit)))
         self.job = job
         self._parts_total = job.video_parts() if isinstance(job, DetectJob) else 0
-        self._parts_sent = 1  # part 0 travels with the SUBMIT
+        self.parts_sent = 1  # part 0 travels with the SUBMIT
         self.id = client.send_job(job)
         self.total = 0
         self.frames_written: list[int] = []
@@ -130,9 +130,9 @@ class JobStream:
 
     def _send_parts(self, stored: int) -> None:
         """Send the footage's next parts, keeping at most FOOTAGE_WINDOW beyond the ``stored`` ones."""
-        while self._parts_sent < self._parts_total and self._parts_sent - stored < FOOTAGE_WINDOW:
-            self.client.send(self.job.part_message(self.id, self._parts_sent), copy=False)
-            self._parts_sent += 1
+        while self.parts_sent < self._parts_total and self.parts_sent - stored < FOOTAGE_WINDOW:
+            self.client.send(self.job.part_message(self.id, self.parts_sent), copy=False)
+            self.parts_sent += 1
 
     def _write_frame(self, msg: Message) -> None:
         """Hand the frame to the writer thread: the socket keeps flowing while the disk works. The
@@ -181,7 +181,7 @@ class JobStream:
             job = replace(job, frame_range=(missing[0], missing[-1]))
             self._frames_before = sum(1 for f in self.frames_written if f < missing[0])
         self.id = self.client.send_job(job)
-        self._parts_sent = 1
+        self.parts_sent = 1
         self._send_parts(0)  # a detect job's footage goes again from its first part
         self.resumes += 1
         self.last_heard = time.monotonic()
