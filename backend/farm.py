@@ -14,7 +14,7 @@ from livingportrait_wire.atomic_write import is_temp_file
 from livingportrait_wire.frame_writer import FrameWriter, ensure_output_folder
 
 from .exr import read_attributes
-from .farm_environment import openjd_stage_reporter
+from .farm_environment import stage_reporter
 from .frame_renderer import FrameRenderer, RenderSpec
 from .prepare_cache import job_cache_dir
 from .progress import Progress
@@ -39,7 +39,7 @@ def render_frames(spec: RenderSpec, out_dir: str, progress: bool = True, on_miss
     ``on_missing(missing, rendering)`` hears of frames asked for that the performance does not have."""
     ensure_output_folder(out_dir)
     # Chunks of one job share what only the portrait decides, through the cache beside the output.
-    renderer = FrameRenderer(spec, openjd_stage_reporter() if progress else None, cache_dir=job_cache_dir(out_dir))
+    renderer = FrameRenderer(spec, stage_reporter() if progress else None, cache_dir=job_cache_dir(out_dir))
     if renderer.missing_frames and on_missing:
         on_missing(renderer.missing_frames, renderer.frames)
     remove_stray_temp_files(out_dir, spec.name)

@@ -25,20 +25,23 @@ def under_openjd(environ=None) -> bool:
     return bool((environ if environ is not None else os.environ).get(OPENJD_SESSION_ENV))
 
 
-def openjd_stage_reporter(min_interval_s: float = 1.0):
-    """Inside an OpenJD session, an ``on_progress(stage, done, total)`` that tells the farm what a task is
-    doing before its first frame (``openjd_status: finetune 120/500``): each new stage at once, progress
-    within one at most every ``min_interval_s``. None elsewhere."""
-    if not under_openjd():
-        return None
-    last = {"stage": None, "at": 0.0}
+def stage_reporter(min_interval_s: float = 1.0):
+    """An ``on_progress(stage, done, total)`` that says what a render is doing before its first frame,
+    in the words the add-on and ``render --connect`` show (``Fine-tuning 120/500``): inside an OpenJD
+    session as ``openjd_status:`` lines on stdout (the farm shows them), elsewhere as lines on stderr.
+    Each new stage at once; progress within one at most every ``min_interval_s``."""
+    from livingportrait_wire.events import stage_text
+
+    openjd = under_openjd()
+    last = {"line": "", "stage": None, "at": 0.0}
 
     def report(stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if stage != last["stage"] or now - last["at"] >= min_interval_s or done >= total:
-            last.update(stage=stage, at=now)
-            sys.stdout.write(f"openjd_status: {stage} {done}/{total}\n")
-            sys.stdout.flush()
+        now, line = time.monotonic(), stage_text(stage, done, total)
+        if line != last["line"] and (stage != last["stage"] or now - last["at"] >= min_interval_s or done >= total):
+            last.update(line=line, stage=stage, at=now)
+            stream = sys.stdout if openjd else sys.stderr
+            stream.write(f"openjd_status: {line}\n" if openjd else f"{line}\n")
+            stream.flush()
     return report
 
 

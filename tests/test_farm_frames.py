@@ -70,7 +70,7 @@ def test_under_openjd_progress_and_failure_are_lines_the_session_reads(job, tmp_
     assert "openjd_status: render shot 4/4" in ok.stdout
     # Before the first frame the farm sees the stage, not silence.
     stages = [line for line in ok.stdout.splitlines() if line.startswith("openjd_status: ")]
-    assert stages[0] == "openjd_status: landmarks 0/1" and "openjd_status: prepare 1/1" in stages
+    assert stages[:2] == ["openjd_status: Finding the portrait's landmarks", "openjd_status: Preparing"]
     failed = run_render(job, tmp_path / "out", "30", env)
     assert failed.returncode == 2
     assert [line for line in failed.stdout.splitlines() if line.startswith("openjd_fail: ")] == [
@@ -81,6 +81,7 @@ def test_off_a_tty_and_outside_openjd_progress_is_plain_lines(job, tmp_path):
     result = run_render(job, tmp_path, "1-2")
     assert "openjd_" not in result.stdout + result.stderr
     assert "render shot: 100% 2/2" in result.stderr
+    assert result.stderr.splitlines()[:2] == ["Finding the portrait's landmarks", "Preparing"]
 
 
 def test_on_opencue_the_chunk_comes_from_rqd_variables(job, reference, tmp_path):
