@@ -2,13 +2,14 @@
 backend, pinning to a plane track, and the portrait list."""
 import atexit
 import os
+import threading
 
 import bpy
 import numpy as np
 
 from . import (clip_tracks, compositor, connection, frame_mapping, job_inputs, landmark_rig, local_backend,
                preferences, validation)
-from .job_runner import JobDriver, StreamOperatorMixin, job_driver, job_state
+from .job_runner import TIMER_INTERVAL_S, JobDriver, StreamOperatorMixin, job_driver, job_state, redraw_ui
 from .ui_text import for_artist
 from .wire.client import DetectJob
 from .wire.errors import BadInput, LivingPortraitError
@@ -266,33 +267,102 @@ class LIVINGPORTRAIT_OT_backend_stop(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class BackendCheck:
+    """Check Backend without holding Blender: the handshake runs on a thread; ``step()`` (the modal
+    operator's timer, or a script's loop) applies its outcome to the panel's status once it is there.
+    ``run()`` does the same inline (background mode, scripts)."""
+
+    def __init__(self, context):
+        prefs = preferences.get(context)
+        self.address = prefs.address
+        self.make = lambda: connection.make_client(context)
+        self.client = self.make()  # reads the preferences (and key files) here, on the main thread
+        self.outcome = None
+        self.level, self.text = "INFO", ""
+        job_state(context).backend_status = f"Checking {self.address}..."
+
+    def _handshake(self) -> None:
+        try:
+            try:
+                info = self.client.handshake()
+            finally:
+                self.client.close()
+            self.outcome = ("ok", info)
+        except LivingPortraitError as err:
+            self.outcome = ("failed", err)
+
+    def start(self) -> None:
+        threading.Thread(target=self._handshake, name="Living Portrait check", daemon=True).start()
+
+    def run(self) -> None:
+        self._handshake()
+        self.step()
+
+    def step(self) -> bool:
+        """True once the check has ended (the status and ``level``/``text`` for a report are set)."""
+        if self.outcome is None:
+            return False
+        state = job_state()
+        kind, value = self.outcome
+        if kind == "failed":
+            self.level, self.text = "ERROR", for_artist(value.message)
+            state.backend_status = f"Unreachable: {self.text}"
+            return True
+        local = local_backend.LOCAL
+        ours = local.running and local.address == self.address
+        orphan = not ours and local_backend.check_loopback_quiet(self.address)
+        state.backend_status = (f"Connected: protocol {value['protocol']}, engines "
+                                f"{', '.join(value.get('engines', []))}"
+                                + ("; a backend this Blender did not start (e.g. left from an earlier "
+                                   "session)" if orphan else ""))
+        self.level, self.text = "INFO", state.backend_status
+        redraw_ui()
+        return True
+
+
 class LIVINGPORTRAIT_OT_backend_check(bpy.types.Operator):
-    """Ask the backend for its handshake (waits at most the connect timeout)"""
+    """Ask the backend for its handshake (in the background: Blender stays responsive)"""
 
     bl_idname = "living_portrait.backend_check"
     bl_label = "Check Backend"
 
+    _check = None
+    _timer = None
+
+    def _finish(self):
+        self.report({self._check.level}, self._check.text)
+        return {"CANCELLED"} if self._check.level == "ERROR" else {"FINISHED"}
+
     def execute(self, context):
-        state = job_state(context)
         try:
-            client = connection.make_client(context)
-            try:
-                info = client.handshake()
-            finally:
-                client.close()
+            self._check = BackendCheck(context)
         except LivingPortraitError as err:
-            state.backend_status = f"Unreachable: {for_artist(err.message)}"
+            job_state(context).backend_status = f"Unreachable: {for_artist(err.message)}"
             self.report({"ERROR"}, for_artist(err.message))
             return {"CANCELLED"}
-        local = local_backend.LOCAL
-        ours = local.running and local.address == client.address
-        state.backend_status = (f"Connected: protocol {info['protocol']}, engines "
-                                f"{', '.join(info.get('engines', []))}"
-                                + ("" if ours or not local_backend.check_loopback_quiet(client.address) else
-                                   "; a backend this Blender did not start (e.g. left from an earlier "
-                                   "session)"))
-        self.report({"INFO"}, state.backend_status)
-        return {"FINISHED"}
+        self._check.run()
+        return self._finish()
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            self._check = BackendCheck(context)
+        except LivingPortraitError as err:
+            job_state(context).backend_status = f"Unreachable: {for_artist(err.message)}"
+            self.report({"ERROR"}, for_artist(err.message))
+            return {"CANCELLED"}
+        self._check.start()
+        self._timer = context.window_manager.event_timer_add(TIMER_INTERVAL_S, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER" or not self._check.step():
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        redraw_ui(context)
+        return self._finish()
 
 
 class LIVINGPORTRAIT_OT_pin_to_plane(bpy.types.Operator):

@@ -670,3 +670,11 @@ def test_pickers_for_plate_plane_track_and_tracking_object_in_sub_panels(blender
     assert ("tracking_object", "objects") in {(e[2], e[5]) for e in obs["drawn"]["CLIP"] if e[0] == "prop_search"}
     assert {n.rsplit("_", 1)[1] for n in obs["sub_panels"]} == {"portrait", "performance", "engine", "output",
                                                                "plate", "backend"}
+
+
+def test_check_backend_waits_on_a_thread_not_the_ui(blender):
+    obs = scenario(blender, "check_backend_nonblocking")
+    gone, there = obs["unreachable"], obs["reachable"]
+    assert gone["done"] and gone["status"].startswith("Unreachable: ") and gone["elapsed"] < 2.0 + 2.0
+    assert gone["max_step_s"] < 0.05  # the UI's ticks stay short while the handshake times out
+    assert there["done"] and there["status"].startswith("Connected: protocol 1") and there["max_step_s"] < 0.05

@@ -831,6 +831,25 @@ def main(config_path, results_path):
                 "resumed": driver.resumed, "killed": second is not None,
                 "running": bpy.context.window_manager.living_portrait_job.running}
 
+    @record(results, "check_backend_nonblocking")
+    def _():
+        # Check Backend as the panel's button runs it: the handshake waits on a thread, not the UI.
+        outcome = {}
+        for label, address, timeout in (("unreachable", cfg["unused_address"], 2.0), ("reachable", cfg["address"], 10.0)):
+            prefs.address, prefs.connect_timeout = address, timeout
+            check = operators.BackendCheck(bpy.context)
+            check.start()
+            started, steps, done = time.monotonic(), [], False
+            while not done and time.monotonic() - started < 30:
+                timer_tick()
+                t0 = time.monotonic()
+                done = check.step()
+                steps.append(time.monotonic() - t0)
+            outcome[label] = {"done": done, "elapsed": time.monotonic() - started, "max_step_s": max(steps),
+                              "status": bpy.context.window_manager.living_portrait_job.backend_status}
+        prefs.address, prefs.connect_timeout = cfg["address"], 10.0
+        return outcome
+
     @record(results, "pickers")
     def _():
         drawn = {}
