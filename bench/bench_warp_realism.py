@@ -205,7 +205,8 @@ def gaze_r(engine, portrait, points):
     keyed = np.linspace(-0.2, 0.2, 9)
     got = []
     for g in keyed:
-        img = ws.compose(portrait.linear, engine.render(points.astype(np.float32), gaze=np.array([[g, 0], [g, 0]], np.float32)))
+        gaze = np.array([[g, 0], [g, 0]], np.float32)
+        img = ws.compose(portrait.linear, engine.render(points.astype(np.float32), gaze=gaze))
         xs_all = []
         for eye in (points[36:42], points[42:48]):
             m = np.zeros(img.shape[:2], np.uint8)
@@ -239,7 +240,8 @@ def contact_sheet(subjects, before_cls, path):
                 crop = img[max(y0, 0):y1, max(x0, 0):x1]
                 w = int(round(tiles_h * crop.shape[1] / crop.shape[0]))
                 row.append(cv2.resize(crop, (w, tiles_h), interpolation=cv2.INTER_CUBIC))
-                row.append(np.full((tiles_h, 3, 3), 255, np.uint8) if e is engines[0] else np.full((tiles_h, 12, 3), 255, np.uint8))
+                gap = 3 if e is engines[0] else 12  # a thin line within a before/after pair
+                row.append(np.full((tiles_h, gap, 3), 255, np.uint8))
         rows.append(np.concatenate(row, 1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]

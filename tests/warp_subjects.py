@@ -48,8 +48,10 @@ def with_glasses(rgb: np.ndarray, eyes: np.ndarray, rims_only: bool = False) -> 
     if rims_only:
         return out
     cv2.line(out, (int(l[0] + rx), int(l[1])), (int(r[0] - rx), int(r[1])), (25, 20, 18), thick, cv2.LINE_AA)
-    cv2.line(out, (int(l[0] - rx), int(l[1])), (int(l[0] - rx - 0.3 * iod), int(l[1] - 0.05 * iod)), (25, 20, 18), thick, cv2.LINE_AA)
-    cv2.line(out, (int(r[0] + rx), int(r[1])), (int(r[0] + rx + 0.3 * iod), int(r[1] - 0.05 * iod)), (25, 20, 18), thick, cv2.LINE_AA)
+    for c, side in ((l, -1), (r, 1)):  # temple arms
+        start = (int(c[0] + side * rx), int(c[1]))
+        end = (int(c[0] + side * (rx + 0.3 * iod)), int(c[1] - 0.05 * iod))
+        cv2.line(out, start, end, (25, 20, 18), thick, cv2.LINE_AA)
     glare = out.copy()
     for c in (l, r):  # a diagonal highlight on each lens, up and to the left of the pupil
         p0 = (int(c[0] - 0.2 * iod), int(c[1] - 0.02 * iod))

@@ -161,7 +161,8 @@ class MediapipeMeshDetector:
             mesh = mesh[:468]
             points = np.concatenate([_jaw(mesh), self._features @ mesh])
             if iris is not None:  # in iBUG eye order: nearest the eye of points 36-41 first
-                if np.linalg.norm(iris[0, :2] - points[36:42].mean(0)) > np.linalg.norm(iris[1, :2] - points[36:42].mean(0)):
+                first = points[36:42].mean(0)
+                if np.linalg.norm(iris[0, :2] - first) > np.linalg.norm(iris[1, :2] - first):
                     iris = iris[::-1].copy()
             x0, y0 = mesh.min(axis=0)
             x1, y1 = mesh.max(axis=0)

@@ -194,14 +194,16 @@ class MouthModel:
         # Tongue: a rounded mound resting on the lower lip, lit from the front.
         r = np.sqrt((u / 0.7) ** 2 + (np.maximum(d_lo, 0) / np.maximum(0.45 * opening, 1.0)) ** 2)
         tw = _smoothstep((1.0 - r) / 0.25) * _smoothstep((opening / half - 0.15) / 0.2)
-        rgb = rgb * (1 - tw[..., None]) + (tongue * (0.55 + 0.45 * (1 - r))[..., None] * (1 - 0.4 * u * u)[..., None]) * tw[..., None]
+        lit = ((0.55 + 0.45 * (1 - r)) * (1 - 0.4 * u * u))[..., None]
+        rgb = rgb * (1 - tw[..., None]) + tongue * lit * tw[..., None]
         # Upper teeth.
         th = np.minimum(0.2 * half, 0.55 * opening) * (1 - 0.45 * u * u)
         edge_px, frac = _tooth_position(np.abs(u), half)
         tip = th * (1 - 0.3 * (2 * frac - 1) ** 4)
         wt = _smoothstep(tip - d_up + 0.5)
         sep = np.exp(-(edge_px / 0.7) ** 2)
-        tooth = (teeth * ((1 - 0.6 * u * u) * (1 - 0.55 * sep) * (0.8 + 0.2 * np.clip(d_up / np.maximum(th, 1), 0, 1)))[..., None])
+        gum_to_tip = 0.8 + 0.2 * np.clip(d_up / np.maximum(th, 1), 0, 1)
+        tooth = teeth * ((1 - 0.6 * u * u) * (1 - 0.55 * sep) * gum_to_tip)[..., None]
         rgb = rgb * (1 - wt[..., None]) + tooth * wt[..., None]
         # Lower teeth: only once the jaw has dropped, smaller and in shadow.
         tl = 0.45 * th * _smoothstep((opening / half - 0.3) / 0.3)
