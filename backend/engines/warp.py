@@ -39,7 +39,6 @@ OUTER_RADIUS = 1.75   # ... and exactly 0 from here on (its anchors sit here)
 HEAD_RADIUS = 1.45    # the head's rigid motion is whole inside this (hair, a hat) ...
 REGION_RADIUS = 2.0   # ... and 0 from here on: the region a frame may change
 NECK = (0.05, 0.35)   # below the jaw line the head's motion fades from whole to 0 over this (face heights)
-JAW_EDGE = 0.06       # the expression fades out across the jaw line over this much of the face height
 
 
 # (upper, lower) point pairs of the eyelids and inner lips: an upper point must never pass below its
@@ -169,15 +168,20 @@ class WarpEngine:
         dx = self._upsample(head_field[:, 0])
         dy = self._upsample(head_field[:, 1])
         # The expression stops at the jaw line: the chin moves over the neck (an occluding edge), it
-        # does not drag the neck and the collar with it. The edge is JAW_EDGE face heights wide: any
-        # narrower and the skin under the chin is squeezed into a line that reads as a drawn outline.
+        # does not drag the neck and the collar with it. Above the line a pixel takes the face's
+        # motion, below it the body's; the one-pixel edge between is antialiased by sampling both
+        # (a blended motion there would squeeze the skin under the chin into a drawn-looking line).
         cols = np.arange(self.x0, self.x1, dtype=np.float64)
         jaw_y = np.interp(cols, jaw[:, 0], jaw[:, 1]).astype(np.float32)
         rows = np.arange(self.y0, self.y1, dtype=np.float32)[:, None]
-        edge = np.float32(1.0 / max(JAW_EDGE * self.face_h, 2.0))
-        face_side = np.clip((jaw_y[None, :] - rows) * edge + np.float32(0.5), 0.0, 1.0)
-        dx += face_side * self._upsample(face_field[:, 0])
-        dy += face_side * self._upsample(face_field[:, 1])
+        face_side = np.clip(jaw_y[None, :] - rows + np.float32(0.5), 0.0, 1.0)
+        ex, ey = self._upsample(face_field[:, 0]), self._upsample(face_field[:, 1])
+        edge = np.flatnonzero((face_side > 0) & (face_side < 1))
+        above = (face_side >= 0.5).astype(np.float32)
+        edge_maps = (dx.ravel()[edge], dy.ravel()[edge], ex.ravel()[edge], ey.ravel()[edge],
+                     face_side.ravel()[edge])
+        dx += above * ex
+        dy += above * ey
         # The matte: 1 where the frame moved by 2% of the eye distance or more (smooth, so coarse).
         moved = np.sqrt(((head_field + face_field) ** 2).sum(1)) / (0.02 * self.iod)
         matte = self._upsample(_smoothstep(moved), cv2.INTER_LINEAR)
@@ -195,6 +199,8 @@ class WarpEngine:
             # Exactly the portrait where nothing moved (see prepare: only the matte's edge needs it).
             still = self.edge[(dx.ravel()[self.edge] == 0) & (dy.ravel()[self.edge] == 0)]
             roi.reshape(-1, 3)[still] = self.src_roi[still]
+        if len(edge):
+            roi.reshape(-1, 3)[edge] = self._jaw_edge(edge, edge_maps)
         np.maximum(roi, 0.0, out=roi)  # bicubic overshoot below black
         offset = np.array([self.x0, self.y0], np.float64)
         if gaze is not None and self.gaze_on and np.abs(gaze).max() > 1e-3:
@@ -230,6 +236,24 @@ class WarpEngine:
                 roi[y0:y0 + hh, x0:x0 + ww] = box * (1 - a) + rgb * a
                 matte[y0:y0 + hh, x0:x0 + ww] = np.maximum(matte[y0:y0 + hh, x0:x0 + ww], alpha)
         return FramePatch(self.y0, self.x0, roi, matte)
+
+    def _jaw_edge(self, idx: np.ndarray, maps) -> np.ndarray:
+        """The jaw line's edge pixels (flat indices into the region): the face's and the body's
+        samples, mixed by how much of the pixel lies above the line. float32 (n, 3)."""
+        hx, hy, ex, ey, w = maps
+        bx = self.base_x.ravel()[idx] + hx
+        by = self.base_y.ravel()[idx] + hy
+        out = []
+        for mx, my in ((bx + ex, by + ey), (bx, by)):
+            mx, my = mx[None].astype(np.float32), my[None].astype(np.float32)
+            if self.alpha is None:
+                out.append(cv2.remap(self.src, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)[0])
+                continue
+            mx, my = mx - np.float32(self.x0), my - np.float32(self.y0)
+            person = cv2.remap(self.person, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)[0]
+            a = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            out.append(person + self.plate.reshape(-1, 3)[idx] * (1.0 - a)[:, None])
+        return out[1] + (out[0] - out[1]) * w[:, None]  # exactly the body's where both agree
 
     def _hold_lids_open(self, t: np.ndarray, head) -> tuple[np.ndarray, list[float]]:
         """Targets whose upper lids keep the portrait's own opening (moved with the head), and per eye
