@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import clip_tracks, job_inputs, landmark_rig, local_backend
+from . import clip_tracks, job_inputs, landmark_rig, local_backend, preferences
 from .wire.errors import BadInput
 
 MAX_GAP_CHECK_FRAMES = 400
@@ -59,6 +59,14 @@ def problems(context) -> list:
         found.append(Problem(f"no performance file at {settings.performance_file}; choose it again"))
     _check(found, lambda: job_inputs.engine_settings(settings))
     local = local_backend.LOCAL
+    status = context.window_manager.living_portrait_job.backend_status
+    if status.startswith("Unreachable") and not (local.process is not None and not local.running):
+        # The last check found no backend. Not blocking: one may have been started since.
+        address = preferences.get(context).address
+        loopback = local_backend.check_loopback_quiet(address)
+        found.append(Problem(f"no backend answered at {address} when last checked",
+                             "living_portrait.backend_start" if loopback else "living_portrait.backend_check",
+                             "Start Local Backend" if loopback else "Check Backend", blocks=()))
     if local.process is not None and not local.running:
         found.append(Problem(f"the local backend exited (exit code {local.process.returncode}); start it "
                              "again", "living_portrait.backend_start", "Start Local Backend",

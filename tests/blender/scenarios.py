@@ -846,7 +846,8 @@ def main(config_path, results_path):
                 done = check.step()
                 steps.append(time.monotonic() - t0)
             outcome[label] = {"done": done, "elapsed": time.monotonic() - started, "max_step_s": max(steps),
-                              "status": bpy.context.window_manager.living_portrait_job.backend_status}
+                              "status": bpy.context.window_manager.living_portrait_job.backend_status,
+                              "address": address, "problems": [[p.text, p.fix, list(p.blocks)] for p in validation.problems(bpy.context)]}
         prefs.address, prefs.connect_timeout = cfg["address"], 10.0
         return outcome
 
