@@ -180,7 +180,9 @@ def start_create_rig(context) -> JobDriver:
     def apply(results):
         # Runs when the job ends, maybe ticks later: the context of the click is gone by then. The
         # performance source stays what the artist chose: the rig is one to pick when keyed.
-        rig = landmark_rig.create_rig(bpy.context, image, results[0].landmarks[0], name=f"{image.name} Rig")
+        gaze = results[0].extras.get("gaze")
+        rig = landmark_rig.create_rig(bpy.context, image, results[0].landmarks[0], name=f"{image.name} Rig",
+                                      gaze=None if gaze is None else gaze[0])
         settings.rig = rig
 
     return job_driver(context, job, _ResultHandler(apply), "Create Rig")

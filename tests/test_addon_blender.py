@@ -579,7 +579,14 @@ def test_a_detected_track_is_retracked_by_blenders_tracker(blender):
 def test_create_rig_keeps_the_performance_source_and_its_own_collection(blender):
     obs = scenario(blender, "rig")
     assert obs["source_after"] == obs["source_before"] == "CLIP"
-    assert obs["rig_collection_in_scene"] and obs["rig_collection_objects"] == 69
+    assert obs["rig_collection_in_scene"] and obs["rig_collection_objects"] == 1 + 68 + 2
+    # Keyable gaze (mediapipe sees the irises): two points in the eyes, their keys reach the performance.
+    detected = np.array(obs["detected"])
+    assert obs["gaze_points"] == 2
+    gaze, looked = np.array(obs["gaze_first"]), np.array(obs["gaze_opened"])
+    for e, (a, b) in enumerate(((36, 39), (42, 45))):
+        assert detected[a, 0] < gaze[e, 0] < detected[b, 0], (e, gaze, detected[a], detected[b])
+    assert np.all(looked[:, 0] - gaze[:, 0] > 1.0) and np.abs(looked[:, 1] - gaze[:, 1]).max() < 0.05
     assert obs["active_collection_added"] == 0
 
 

@@ -344,6 +344,11 @@ def main(config_path, results_path):
             p.keyframe_insert("location", index=1, frame=first)
             p.location[1] -= 0.04
             p.keyframe_insert("location", index=1, frame=first + 4)
+        eyes = landmark_rig.rig_gaze_points(rig)
+        for eye in eyes:  # and looks to the portrait's left (+x in pixels)
+            eye.keyframe_insert("location", index=0, frame=first)
+            eye.location[0] += 0.01
+            eye.keyframe_insert("location", index=0, frame=first + 4)
         opened = landmark_rig.sample_rig(scene, rig, np.array([first + 4]))
         settings.output_dir = os.path.join(work, "frames_rig")
         settings.sequence_name = "fromrig"
@@ -351,7 +356,9 @@ def main(config_path, results_path):
         return {"source_before": source_before, "source_after": source_after,
                 "rig_collections": [c.name for c in rig.users_collection],
                 "rig_collection_in_scene": rig.users_collection[0].name in scene.collection.children,
-                "rig_collection_objects": len(rig.users_collection[0].objects),
+                "rig_collection_objects": len(rig.users_collection[0].objects), "gaze_points": len(eyes),
+                "gaze_first": sampled.extras["gaze"][0].tolist() if "gaze" in sampled.extras else None,
+                "gaze_opened": opened.extras["gaze"][0].tolist() if "gaze" in opened.extras else None,
                 "active_collection_added": len(active_collection.objects) - objects_before,
                 "error": error, "points": len(points), "names": [p.name for p in points[:2]],
                 "detected": detected.tolist(), "sampled_first": sampled.landmarks[0].tolist(),
