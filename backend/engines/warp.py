@@ -235,7 +235,19 @@ class WarpEngine:
                 box = roi[y0:y0 + hh, x0:x0 + ww]
                 roi[y0:y0 + hh, x0:x0 + ww] = box * (1 - a) + rgb * a
                 matte[y0:y0 + hh, x0:x0 + ww] = np.maximum(matte[y0:y0 + hh, x0:x0 + ww], alpha)
-        return FramePatch(self.y0, self.x0, roi, matte)
+        return self._changed_part(roi, matte)
+
+    def _changed_part(self, roi: np.ndarray, matte: np.ndarray) -> FramePatch:
+        """The patch cut to the rows and columns that changed (the EXR encoder recompresses every tile
+        a patch touches). Everything that changed is in the matte (motion, lids, irises, mouth, the
+        person's edge); the cut keeps two grid cells around it, as far as a cell's motion reaches."""
+        rows, cols = np.flatnonzero(matte.any(1)), np.flatnonzero(matte.any(0))
+        if not len(rows):
+            return FramePatch(self.y0, self.x0, roi[:1, :1], matte[:1, :1])
+        pad = 2 * self.step
+        r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, roi.shape[0])
+        c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, roi.shape[1])
+        return FramePatch(self.y0 + r0, self.x0 + c0, roi[r0:r1, c0:c1], matte[r0:r1, c0:c1])
 
     def _jaw_edge(self, idx: np.ndarray, maps) -> np.ndarray:
         """The jaw line's edge pixels (flat indices into the region): the face's and the body's
