@@ -32,7 +32,7 @@ def render(subject, targets):
     return ws.compose(portrait.linear, engine.render(np.asarray(targets, np.float32)))
 
 
-@pytest.mark.parametrize("name", ["astronaut"])
+@pytest.mark.parametrize("name", ["astronaut", "astronaut_glasses"])
 def test_a_full_blink_closes_the_eye_for_an_independent_detector(subjects, name):
     portrait, points, _ = subjects[name]
     dlib = ws.measurer()

@@ -70,11 +70,18 @@ def hopper_eyes() -> np.ndarray:
     return np.stack([pts[36:42].mean(0), pts[42:48].mean(0)])
 
 
+def astronaut_eyes() -> np.ndarray:
+    pts = measurer().landmarks(astronaut())
+    return np.stack([pts[36:42].mean(0), pts[42:48].mean(0)])
+
+
 def portraits() -> dict[str, np.ndarray]:
-    """The bench's subjects: a smiling photo, a photo with glasses and a cap, a painting."""
+    """The bench's subjects: a smiling photo, the same with glasses, a photo with glasses and a cap
+    (a squinting, wrinkled face where dlib's eye points are unreliable), a painting."""
     hop = grace_hopper()
     eyes = hopper_eyes()
-    return {"astronaut": astronaut(), "hopper_glasses": with_glasses(hop, eyes),
+    return {"astronaut": astronaut(), "astronaut_glasses": with_glasses(astronaut(), astronaut_eyes()),
+            "hopper_glasses": with_glasses(hop, eyes),
             "painting": oil_painting(astronaut())}
 
 
