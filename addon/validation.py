@@ -3,9 +3,12 @@ chosen performance source, each with the button that fixes it. The panel lists t
 Detect are greyed out while a blocking one stands (their ``poll`` asks ``blocking_problem``).
 
 Checks here are cheap (they run on every redraw): settings, file existence, the clip's span, the
-tracks' count, the local backend's process. Gaps in tracks are checked up to MAX_GAP_CHECK_FRAMES.
+local backend's process. Reading the tracks for gaps costs about 0.2 ms per frame (68 tracks), so the
+panel does it for ranges up to MAX_GAP_CHECK_FRAMES, at most once per GAP_CHECK_REUSE_S for the same
+clip and range; ``poll`` (asked several times per redraw) skips it, and the click checks every frame.
 """
 import os
+import time
 from dataclasses import dataclass
 
 import bpy
@@ -14,7 +17,9 @@ import numpy as np
 from . import clip_tracks, job_inputs, landmark_rig, local_backend, preferences
 from .wire.errors import BadInput
 
-MAX_GAP_CHECK_FRAMES = 400
+MAX_GAP_CHECK_FRAMES = 250
+GAP_CHECK_REUSE_S = 1.0
+_gap_cache: dict = {}  # (clip, object, first, last) -> (time, problem or None)
 
 
 @dataclass
@@ -39,7 +44,8 @@ def _check(found: list, check, fix: str = "", fix_text: str = "", blocks=("anima
     return True
 
 
-def problems(context) -> list:
+def problems(context, tracks: bool = True) -> list:
+    """What stands in the way for the chosen source; ``tracks``: also read the clip's tracks for gaps."""
     scene = context.scene
     settings = scene.living_portrait
     found = []
@@ -49,7 +55,7 @@ def problems(context) -> list:
         if clip is None:
             found.append(Problem("no clip: choose the movie clip of the actor", blocks=("animate", "detect")))
         else:
-            _clip_problems(found, scene, settings, clip)
+            _clip_problems(found, scene, settings, clip, tracks)
     elif settings.source == "RIG":
         _check(found, lambda: landmark_rig.rig_points(settings.rig), "living_portrait.create_rig",
                "Create Landmark Rig")
@@ -74,7 +80,7 @@ def problems(context) -> list:
     return found
 
 
-def _clip_problems(found: list, scene, settings, clip) -> None:
+def _clip_problems(found: list, scene, settings, clip, tracks: bool) -> None:
     if clip.frame_duration <= 0 or clip.size[0] <= 0:
         found.append(Problem(f"clip {clip.name!r}: its footage cannot be read ({clip.filepath}); re-link it",
                              blocks=("animate", "detect")))
@@ -88,14 +94,29 @@ def _clip_problems(found: list, scene, settings, clip) -> None:
         found.append(Problem("no landmark tracks on the clip yet: detect them", "living_portrait.detect_landmarks",
                              "Detect Landmarks"))
         return
-    if last - first + 1 <= MAX_GAP_CHECK_FRAMES:
-        _check(found, lambda: clip_tracks.read_tracks(clip, settings.tracking_object, np.arange(first, last + 1)),
+    if last - first + 1 > MAX_GAP_CHECK_FRAMES:
+        return
+    key = (clip.name, settings.tracking_object, first, last)
+    now = time.monotonic()
+    fresh = key in _gap_cache and now - _gap_cache[key][0] <= GAP_CHECK_REUSE_S
+    if not tracks:
+        # poll: only what the panel found in the last second (reading tracks here would slow every redraw)
+        if fresh and _gap_cache[key][1] is not None:
+            found.append(_gap_cache[key][1])
+        return
+    if not fresh:
+        checked = []
+        _check(checked, lambda: clip_tracks.read_tracks(clip, settings.tracking_object, np.arange(first, last + 1)),
                "living_portrait.detect_landmarks", "Detect Landmarks")
+        _gap_cache.clear()
+        _gap_cache[key] = (now, checked[0] if checked else None)
+    if _gap_cache[key][1] is not None:
+        found.append(_gap_cache[key][1])
 
 
 def blocking_problem(context, job: str):
     """The first problem that stops ``job`` ("animate" or "detect"), or None."""
-    return next((p for p in problems(context) if job in p.blocks), None)
+    return next((p for p in problems(context, tracks=False) if job in p.blocks), None)
 
 
 def poll_job(cls, context, job: str) -> bool:
