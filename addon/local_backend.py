@@ -101,7 +101,10 @@ class LocalBackend:
             raise BadInput(f"cannot write the backend's log at {log_path} ({exc.strerror or exc})") from None
         try:
             flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
-            self.process = subprocess.Popen(argv + ["serve", "--bind", address], stdout=log,
+            # POSIX: the backend stops when this Blender has gone, even if Blender was killed (no orphan
+            # keeps the port). Windows' os.kill cannot ask whether a process lives, so it is not passed.
+            tie = [] if sys.platform == "win32" else ["--exit-with", str(os.getpid())]
+            self.process = subprocess.Popen(argv + ["serve", "--bind", address] + tie, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             creationflags=flags)
         except OSError as exc:

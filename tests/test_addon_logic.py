@@ -214,3 +214,48 @@ def test_backend_messages_reach_the_artist_in_the_add_ons_words(lp):
         assert not CLI_WORDS.search(ui_text.for_artist(text)), (text, ui_text.for_artist(text))
     assert ui_text.for_artist("no face found; try --detector fan or another --face-index") == \
         "no face found; try the FAN detector or another Face number"
+
+
+def test_a_local_backend_does_not_outlive_a_killed_blender(lp, tmp_path):
+    """Blender killed (SIGKILL: no atexit) must not leave its local backend holding the port."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    stage = Path(sys.modules["living_portrait"].__file__).parents[1]
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; sys.path.insert(0, sys.argv[1]); import importlib; "
+         "lb = importlib.import_module('living_portrait.local_backend'); b = lb.LocalBackend(); "
+         "b.start(sys.argv[2], sys.argv[3], sys.argv[4]); print(b.process.pid, flush=True); time.sleep(600)",
+         str(stage), str(root / ".venv" / "bin" / "livingportrait"), f"tcp://127.0.0.1:{port}",
+         str(tmp_path / "backend.log")], stdout=subprocess.PIPE, text=True)
+    backend_pid = int(parent.stdout.readline())
+    local_backend = importlib.import_module("living_portrait.local_backend")
+    deadline = time.monotonic() + 30
+    while not local_backend.port_in_use(f"tcp://127.0.0.1:{port}"):  # the backend is listening
+        assert time.monotonic() < deadline, (tmp_path / "backend.log").read_text()
+        time.sleep(0.05)  # polling with a deadline, not synchronising on time
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    killed = time.monotonic()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+    while alive(backend_pid):
+        assert time.monotonic() - killed < 10, "the backend outlived its Blender"
+        time.sleep(0.05)
+    assert not local_backend.port_in_use(f"tcp://127.0.0.1:{port}")
+    assert "has gone: stopping" in (tmp_path / "backend.log").read_text()

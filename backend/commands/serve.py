@@ -8,6 +8,33 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (POSIX; a zombie counts as gone)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc (macOS): kill(pid, 0) said it exists
+
+
+def _exit_with(pid: int, stop, interval_s: float = 0.5) -> None:
+    """Set ``stop`` once process ``pid`` has gone (checked every ``interval_s``)."""
+    import logging
+
+    while not stop.wait(interval_s):
+        if not _process_alive(pid):
+            logging.getLogger("livingportrait.server").warning("process %d has gone: stopping", pid)
+            stop.set()
+
+
 def add_arguments(p) -> None:
     from dataclasses import fields
 
@@ -24,6 +51,9 @@ def add_arguments(p) -> None:
                         "generate`); clients need the matching public NAME.key")
     p.add_argument("--authorized-keys", metavar="DIR",
                    help="CurveZMQ: folder of the public key files (*.key) of the clients allowed in")
+    p.add_argument("--exit-with", type=int, metavar="PID",
+                   help="stop when process PID has gone (the Blender add-on passes its own, so a local "
+                        "backend never outlives a Blender that was killed and keeps the port)")
     p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, metavar="S",
                    help=f"seconds between heartbeats to clients with running jobs (default {HEARTBEAT_S:g})")
     p.add_argument("--client-timeout", type=float, default=CLIENT_TIMEOUT_S, metavar="S",
@@ -77,6 +107,8 @@ def run(args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if args.exit_with is not None:
+        threading.Thread(target=_exit_with, args=(args.exit_with, stop), name="exit-with", daemon=True).start()
     # The first line is machine-readable: tools (and `demo`) read the endpoint from it.
     print(f"listening on {server.endpoint}", flush=True)
     print(f"engines: {', '.join(server.welcome['engines'])}; detectors: "
