@@ -43,8 +43,10 @@ def port_in_use(address: str) -> bool:
     host = parts.hostname or "127.0.0.1"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # Like ZeroMQ's own bind: a connection lingering in TIME_WAIT is no listener.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sys.platform != "win32":
+            # Like ZeroMQ's own bind: a connection lingering in TIME_WAIT is no listener. (On Windows
+            # SO_REUSEADDR would let the probe share a listener's port, so it is left off there.)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, parts.port))
         except OSError:
