@@ -101,7 +101,17 @@ def show_sequence(scene, first_file: str, timing: SequenceTiming):
     tree.links.new(node.outputs[0], matte.inputs["Image"])
     if MATTE_SOCKET in node.outputs:
         tree.links.new(node.outputs[MATTE_SOCKET], matte.inputs["Alpha"])
-    _link_if_free(tree, matte.outputs[0], output_input(tree), fresh)
+    if fresh:
+        # A comp of its own has no plate yet: the moved region goes over the animated frame itself (an
+        # Alpha Over whose background is where the artist's plate goes), so every frame shows the whole
+        # portrait, the first (the neutral face, where nothing moved and the matte is empty) included.
+        over = _node(tree, NODE_OVER, "CompositorNodeAlphaOver", (300, 0))
+        background, foreground = [s for s in over.inputs if s.type == "RGBA"][:2]
+        tree.links.new(node.outputs[0], background)
+        tree.links.new(matte.outputs[0], foreground)
+        tree.links.new(over.outputs[0], output_input(tree))
+    else:
+        _link_if_free(tree, matte.outputs[0], output_input(tree), fresh)
     return node
 
 
