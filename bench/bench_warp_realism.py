@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_warp_realism.py [--before COMMIT] [--sheet docs/warp_realism.jpg]
                                                  [--speed-frames 48]
 
-On three real portraits (a smiling photo, a photo with glasses and a cap, an oil-painting look; see
-tests/warp_subjects.py), with keyed performances (mouth open/close, a blink, gaze, a head shift + roll)
+On four real portraits (a smiling photo, the same with glasses drawn on, a photo with glasses and a cap,
+an oil-painting look; see tests/warp_subjects.py), with keyed performances (mouth open/close, a blink, gaze, a head shift + roll)
 and one performance tracked from footage (the astronaut animated by the engine of ``--before``, written
 as frames and tracked with ``track``'s code), it prints per portrait and engine:
 
