@@ -61,6 +61,25 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
+def _below_jaw(points: np.ndarray, jaw: np.ndarray, face_h: float) -> np.ndarray:
+    """How far each point (n, 2) lies below the jaw line (17 points, ear to ear), in pixels: the
+    distance to the line for points under it, 0 above. A distance, not a vertical gap: along the
+    steep sides of the jaw a vertical gap jumps from column to column, and a motion fading with it
+    would fold the neck's edge over itself. Beside the face (past the ears) the vertical gap to the
+    ear's level takes over within 0.15 face heights, so the shoulders and a collar there stay."""
+    a, b = jaw[:-1], jaw[1:]
+    ab = b - a
+    rel = points[:, None, :] - a[None]
+    f = np.clip((rel * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9)[None], 0.0, 1.0)
+    nearest = a[None] + f[..., None] * ab[None]
+    dist = np.sqrt(((points[:, None, :] - nearest) ** 2).sum(-1)).min(1)
+    order = np.argsort(jaw[:, 0])
+    gap = points[:, 1] - np.interp(points[:, 0], jaw[order, 0], jaw[order, 1])
+    beside = np.maximum(jaw[order[0], 0] - points[:, 0], points[:, 0] - jaw[order[-1], 0])
+    dist = np.maximum(dist, _smoothstep(beside / (0.15 * face_h)) * gap)
+    return np.where(gap > 0, dist, 0.0)
+
+
 class WarpEngine:
     name = "warp"
 
@@ -160,7 +179,7 @@ class WarpEngine:
         # frame's jaw line so the neck stretches and the collar and shoulders stay.
         rigid = back.apply(self.grid) - self.grid
         jaw = t[:17][np.argsort(t[:17, 0])]
-        below = self.grid[:, 1] - np.interp(self.grid[:, 0], jaw[:, 0], jaw[:, 1])
+        below = _below_jaw(self.grid, t[:17], self.face_h)
         lo, hi = NECK[0] * self.face_h, NECK[1] * self.face_h
         carry = self.head_weight * (1.0 - _smoothstep((below - lo) / (hi - lo)))
         head_field = carry[:, None] * rigid
