@@ -6,10 +6,13 @@ apart from camera and plane tracks. Marker frames are clip frames; the performan
 import numpy as np
 
 from . import frame_mapping
-from .track_arrays import TRACK_NAMES, landmark_track_order, markers_from_sequence, sequence_from_markers
+from .track_arrays import (TRACK_NAMES, landmark_track_order, markers_from_sequence, normalized_to_pixels,
+                           pixels_to_normalized, sequence_from_markers)
 from .wire.errors import BadInput
 
 DEFAULT_OBJECT = "Face"
+# The detector's iris centres (when it sees them), as two more tracks: eye of points 36-41, then 42-47.
+GAZE_TRACKS = ("gaze.right_eye", "gaze.left_eye")
 
 
 def tracking_object(clip, name: str, create: bool):
@@ -68,7 +71,8 @@ def write_tracks(clip, seq, object_name: str = DEFAULT_OBJECT) -> np.ndarray:
     """Put ``seq`` (scene frames, pixels in the clip's frame) on the clip as 68 named tracks.
 
     Tracks are ordinary tracks Blender's tracker can refine: pattern and search boxes sized from the
-    face. Existing landmark tracks of the same names are reused: their markers inside the sequence's
+    face. The iris centres, when the detector saw them (``extras['gaze']``), become two more tracks
+    (GAZE_TRACKS). Existing landmark tracks of the same names are reused: their markers inside the sequence's
     span of frames are replaced, markers outside it (earlier detections, hand fixes) are kept. Frames
     where the detector found no face (confidence 0) get disabled markers. Returns those scene frames.
     """
@@ -84,7 +88,12 @@ def write_tracks(clip, seq, object_name: str = DEFAULT_OBJECT) -> np.ndarray:
     pattern_px, search_px = box_sizes(seq)
     pattern, search = (pattern_px / w, pattern_px / h), (search_px / w, search_px / h)
     existing = {t.name: t for t in obj.tracks}
-    for i, name in enumerate(TRACK_NAMES):
+    names, points = list(TRACK_NAMES), co
+    gaze = seq.extras.get("gaze")
+    if gaze is not None and np.isfinite(gaze).all():
+        names += list(GAZE_TRACKS)
+        points = np.concatenate([co, pixels_to_normalized(gaze, seq.image_size).transpose(1, 0, 2)])
+    for i, name in enumerate(names):
         track = existing.get(name)
         if track is None:
             track = obj.tracks.new(name=name, frame=int(clip_frames[0]))
@@ -95,7 +104,7 @@ def write_tracks(clip, seq, object_name: str = DEFAULT_OBJECT) -> np.ndarray:
             if first <= frame <= last and frame not in wanted:
                 track.markers.delete_frame(frame)
         for t, frame in enumerate(clip_frames):
-            marker = track.markers.insert_frame(int(frame), co=(float(co[i, t, 0]), float(co[i, t, 1])))
+            marker = track.markers.insert_frame(int(frame), co=(float(points[i, t, 0]), float(points[i, t, 1])))
             marker.mute = bool(faceless[t])
             _set_boxes(marker, pattern, search)
     return np.asarray(seq.frames)[faceless]
@@ -118,4 +127,24 @@ def read_tracks(clip, object_name: str, scene_frames: np.ndarray):
             if marker is not None and not marker.mute:
                 co[i, t] = marker.co
     names = tuple(tracks[pos].name for pos in order)
-    return sequence_from_markers(co, np.asarray(scene_frames), clip_size(clip), names)
+    seq = sequence_from_markers(co, np.asarray(scene_frames), clip_size(clip), names)
+    gaze = _read_gaze(obj, clip_frames, clip_size(clip))
+    if gaze is not None:
+        seq.extras["gaze"] = gaze
+    return seq
+
+
+def _read_gaze(obj, clip_frames, size):
+    """The two gaze tracks as iris centres float32 [T, 2, 2] pixels, when both have an enabled marker on
+    every frame (gaze is optional: the engine keeps the portrait's own eyes without it)."""
+    found = [obj.tracks.get(name) for name in GAZE_TRACKS]
+    if any(t is None for t in found):
+        return None
+    co = np.full((2, len(clip_frames), 2), np.nan)
+    for e, track in enumerate(found):
+        for t, frame in enumerate(clip_frames):
+            marker = track.markers.find_frame(int(frame), exact=True)
+            if marker is None or marker.mute:
+                return None
+            co[e, t] = marker.co
+    return normalized_to_pixels(co, size).transpose(1, 0, 2).astype(np.float32)

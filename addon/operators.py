@@ -100,8 +100,12 @@ def _merge(results) -> LandmarkSequence:
         return results[0]
     confidence = None if any(r.confidence is None for r in results) else np.concatenate(
         [r.confidence for r in results])
+    extras = {}
+    if all("gaze" in r.extras for r in results):
+        extras["gaze"] = np.concatenate([r.extras["gaze"] for r in results])
     return LandmarkSequence(np.concatenate([r.landmarks for r in results]),
-                            np.concatenate([r.frames for r in results]), results[0].image_size, confidence)
+                            np.concatenate([r.frames for r in results]), results[0].image_size, confidence,
+                            extras)
 
 
 def start_detect(context) -> JobDriver:
@@ -137,8 +141,10 @@ def start_detect(context) -> JobDriver:
             raise BadInput(f"clip {clip.name!r}: the backend found no footage frame(s) "
                            f"{frame_mapping.format_spans(missing)} in its footage; check the clip's length "
                            "and frame offset")
+        extras = {"gaze": np.asarray(seq.extras["gaze"])[keep]} if "gaze" in seq.extras else {}
         scene_seq = LandmarkSequence(seq.landmarks[keep], [to_scene[int(f)] for f in seq.frames[keep]],
-                                     seq.image_size, None if seq.confidence is None else seq.confidence[keep])
+                                     seq.image_size, None if seq.confidence is None else seq.confidence[keep],
+                                     extras)
         faceless = clip_tracks.write_tracks(clip, scene_seq, object_name)
         settings.tracking_object = object_name
         settings.source = "CLIP"

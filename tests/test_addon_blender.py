@@ -364,6 +364,16 @@ def assert_markers_show_their_footage_frames(obs, driver_video, portrait_points,
         assert errors[footage_frame - 1] < 3.0, errors
 
 
+def test_detected_gaze_comes_as_two_tracks_and_back_with_the_performance(blender):
+    obs = scenario(blender, "detect_tracks")
+    assert obs["gaze_tracks"] == ["gaze.left_eye", "gaze.right_eye"]
+    gaze, points = np.array(obs["gaze"]), np.array(obs["landmarks_read"])
+    assert gaze.shape == (FRAME_END - FRAME_START + 1, 2, 2)
+    for e, (a, b) in enumerate(((36, 39), (42, 45))):  # each iris between its eye's corners, every frame
+        lo, hi = np.minimum(points[:, a, 0], points[:, b, 0]), np.maximum(points[:, a, 0], points[:, b, 0])
+        assert np.all((lo < gaze[:, e, 0]) & (gaze[:, e, 0] < hi)), e
+
+
 def test_detected_tracks_sit_on_the_actors_face_on_the_right_frames(blender, driver_video, portrait_points):
     obs = scenario(blender, "detect_tracks")
     assert_markers_show_their_footage_frames(obs, driver_video, portrait_points)

@@ -53,6 +53,11 @@ def op_error(call) -> str | None:
     return None if "FINISHED" in result else f"operator returned {result}"
 
 
+def landmark_tracks(obj) -> list:
+    """A tracking object's landmark tracks (the gaze tracks aside)."""
+    return [t for t in obj.tracks if not t.name.startswith("gaze.")] if obj else []
+
+
 def files_in(folder):
     return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
@@ -234,14 +239,18 @@ def main(config_path, results_path):
         settings.source = "CLIP"
         error = op_error(lambda: bpy.ops.living_portrait.detect_landmarks())
         obj = clip.tracking.objects.get(settings.tracking_object)
-        tracks = list(obj.tracks) if obj else []
+        tracks = landmark_tracks(obj)
         first_clip = cfg["frame_start"] - clip.frame_start + 1
         last_clip = cfg["frame_end"] - clip.frame_start + 1
         co = {}
         for key, frame in (("first", first_clip), ("last", last_clip)):
             co[key] = [list(t.markers.find_frame(frame, exact=True).co) if t.markers.find_frame(frame, exact=True)
                        else None for t in tracks]
-        return {"error": error, "object": obj.name if obj else None, "names": [t.name for t in tracks],
+        read = lp.clip_tracks.read_tracks(clip, "Face", np.arange(cfg["frame_start"], cfg["frame_end"] + 1))
+        return {"gaze_tracks": sorted(t.name for t in obj.tracks if t.name.startswith("gaze.")) if obj else [],
+                "gaze": read.extras["gaze"].tolist() if "gaze" in read.extras else None,
+                "landmarks_read": read.landmarks.tolist(),
+                "error": error, "object": obj.name if obj else None, "names": [t.name for t in tracks],
                 "marker_frames": sorted(m.frame for m in tracks[0].markers) if tracks else [],
                 "clip_frame_start": clip.frame_start, "clip_size": list(clip.size),
                 "co_first_clip_frame": co["first"], "co_last_clip_frame": co["last"],
@@ -258,7 +267,7 @@ def main(config_path, results_path):
         settings.tracking_object = "Face"
         error = op_error(lambda: bpy.ops.living_portrait.detect_landmarks())
         obj = clip.tracking.objects.get("Face")
-        tracks = list(obj.tracks) if obj else []
+        tracks = landmark_tracks(obj)
         first_clip = cfg["frame_start"] - clip.frame_start + 1
         last_clip = cfg["frame_end"] - clip.frame_start + 1
         co = [[list(t.markers.find_frame(f, exact=True).co) for t in tracks] for f in (first_clip, last_clip)]
@@ -573,7 +582,7 @@ def main(config_path, results_path):
         driver = operators.start_detect(bpy.context)
         driver.start()
         error, messages = run_driver(driver)
-        tracks = list(clip.tracking.objects["Face"].tracks)
+        tracks = landmark_tracks(clip.tracking.objects["Face"])
         return {"error": error, "messages": messages, "tracks": len(tracks),
                 "marker_frames": sorted(m.frame for m in tracks[0].markers),
                 "co": {str(f): [marker_co(t, f) for t in tracks] for f in (1, 30, n)}}
@@ -590,7 +599,7 @@ def main(config_path, results_path):
         # Blocking, as `blender -b` runs it: each stage is printed, the upload's included.
         error = op_error(lambda: bpy.ops.living_portrait.detect_landmarks())
         prefs.address = cfg["address"]
-        tracks = list(clip.tracking.objects["Face"].tracks)
+        tracks = landmark_tracks(clip.tracking.objects["Face"])
         first_clip = cfg["frame_start"] - clip.frame_start + 1
         last_clip = cfg["frame_end"] - clip.frame_start + 1
         co = [[list(t.markers.find_frame(f, exact=True).co) for t in tracks] for f in (first_clip, last_clip)]
