@@ -22,8 +22,7 @@ LID_BAND = 1.6  # the skin above the lid that stretches, in lid gaps (at full cl
 
 
 def _lid_curve(xs: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """A smooth lid line through (corner, two lid points, corner): a parabola by least squares,
-    pinned near the corners by the piecewise-linear line where the two differ."""
+    """A smooth lid line through (corner, two lid points, corner): a parabola by least squares."""
     order = np.argsort(pts[:, 0])
     px, py = pts[order, 0], pts[order, 1]
     coef = np.polyfit(px, py, 2)
