@@ -149,6 +149,24 @@ def test_a_smiling_portraits_own_teeth_show_when_the_mouth_opens(subjects):
     assert own.mean() > 0.3, "the patch is on her (bright) teeth"
 
 
+def test_a_smiling_portraits_upper_teeth_keep_their_full_height_when_the_jaw_drops(subjects):
+    # Her upper teeth reach her lower lip; opening the jaw must reveal the throat BELOW them, not cut them
+    # at half height: three quarters of her own opening below the upper lip is still her teeth.
+    portrait, points, _ = subjects["astronaut"]
+    t = ws.open_mouth(points, 1.0)
+    out = render(subjects["astronaut"], t)
+    below = (points[66] - points[62]) * 0.75
+
+    def patch(img, c):
+        x, y = np.round(c).astype(int)
+        return img[y - 1:y + 2, x - 2:x + 3].reshape(-1, 3).mean(0)
+
+    own = patch(portrait.linear, points[62] + below)
+    assert own.mean() > 0.3, "the patch is on her (bright) teeth in the portrait"
+    shown = patch(out, t[62] + below)
+    assert shown.mean() > 0.75 * own.mean(), f"teeth, not throat: {shown} vs her own {own}"
+
+
 @pytest.mark.parametrize("name", ["astronaut", "hopper_glasses", "painting"])
 def test_the_person_stays_the_same_person(subjects, name):
     portrait, points, _ = subjects[name]

@@ -128,7 +128,27 @@ class MouthModel:
             if inner.sum() > 10 and lip_ring.sum() > 10:
                 lum = _luma(src)
                 self.own_teeth = bool(np.percentile(lum[inner], 80) > 1.25 * np.median(lum[lip_ring]))
+        self.split = self._teeth_split() if self.own_teeth else 0.5
         self.area = _polygon_area(p[60:68])
+
+    def _teeth_split(self) -> float:
+        """Where the portrait's own upper teeth end, as a fraction of its inner-lip opening (0 = the upper
+        lip, 1 = the lower): the first clearly dark row below the bright upper teeth (the gap to the lower
+        teeth or the throat), or 1 when the upper teeth reach the lower lip, as they do in most smiles.
+        Splitting at the middle instead would cut the upper teeth in half when the jaw drops."""
+        f = self.frame
+        rows, cols = 48, 24
+        xr = np.linspace(-0.5, 0.5, cols)[None, :] * f.half  # the front teeth, clear of the corners
+        yu, yl = f.curves(xr)
+        v = np.linspace(0.0, 1.0, rows)[:, None]
+        mx, my = f.to_image(np.broadcast_to(xr, (rows, cols)), yu + v * (yl - yu))
+        grid = cv2.remap(self.src, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+        profile = np.median(_luma(grid), axis=1)
+        bright = float(np.percentile(profile, 90))
+        top = int(np.argmax(profile > 0.6 * bright))  # the first row of upper teeth
+        dark = np.nonzero(profile[top:] < 0.45 * bright)[0]
+        return float((top + dark[0]) / (rows - 1)) if len(dark) else 1.0
 
     def strength(self, t: np.ndarray) -> float:
         """How much of the frame's inner mouth is painted (0 = the warped portrait shows)."""
@@ -165,7 +185,10 @@ class MouthModel:
         if driver is not None:
             rgb = self._from_driver(driver, u, d_up / opening)
         else:
-            rgb = self._synthesise(u, d_up, d_lo, opening, f.half)
+            # A portrait whose upper teeth reach its lower lip shows no lower teeth to keep: none are
+            # invented under its own (a row of small synthetic ones reads as a comb against real teeth).
+            lower = not (self.own_teeth and self.split >= 1.0)
+            rgb = self._synthesise(u, d_up, d_lo, opening, f.half, lower)
             if self.own_teeth:
                 rgb = self._own_teeth(rgb, u, d_up, d_lo, f.half)
         # Grain: the portrait's own, tiled over the box.
@@ -182,7 +205,7 @@ class MouthModel:
         alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), sigma) * strength
         return y0, x0, np.maximum(rgb, 0.0).astype(np.float32), alpha.astype(np.float32)
 
-    def _synthesise(self, u, d_up, d_lo, opening, half):
+    def _synthesise(self, u, d_up, d_lo, opening, half, lower_teeth=True):
         light = float(np.clip(self.skin.mean() / 0.25, 0.25, 1.5))
         tint = self.skin / max(float(self.skin.mean()), 1e-4)  # the portrait's light colour
         throat = np.array([0.022, 0.005, 0.005], np.float32) * light
@@ -206,7 +229,7 @@ class MouthModel:
         tooth = teeth * ((1 - 0.6 * u * u) * (1 - 0.55 * sep) * gum_to_tip)[..., None]
         rgb = rgb * (1 - wt[..., None]) + tooth * wt[..., None]
         # Lower teeth: only once the jaw has dropped, smaller and in shadow.
-        tl = 0.45 * th * _smoothstep((opening / half - 0.3) / 0.3)
+        tl = 0.45 * th * _smoothstep((opening / half - 0.3) / 0.3) * lower_teeth
         edge_l, frac_l = _tooth_position(np.abs(u) * 1.25, half * 0.8)
         wl = _smoothstep(tl * (1 - 0.3 * (2 * frac_l - 1) ** 4) - d_lo + 0.5) * (np.abs(u) < 0.8)
         sep_l = np.exp(-(edge_l / 0.7) ** 2)
@@ -237,13 +260,15 @@ class MouthModel:
         yu_s, yl_s = s.curves(xs)
         open_s = np.maximum(yl_s - yu_s, 0.0)
         out = rgb
-        for anchor, dist in ((yu_s, d_up), (yl_s, -d_lo)):
+        for anchor, dist, share in ((yu_s, d_up, self.split), (yl_s, -d_lo, 1.0 - self.split)):
+            if share <= 0:
+                continue
             ys = anchor + dist * k
             mx, my = s.to_image(xs, ys)
             sample = cv2.remap(self.src, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_CUBIC,
                                borderMode=cv2.BORDER_REPLICATE)
             reach = np.abs(dist) * k
-            w = _smoothstep((open_s / 2 - reach) / 1.5 + 0.5)
+            w = _smoothstep((open_s * share - reach) / 1.5 + 0.5)
             out = out * (1 - w[..., None]) + np.maximum(sample, 0) * w[..., None]
         return out
 
