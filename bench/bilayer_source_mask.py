@@ -1,6 +1,6 @@
 """What can be measured about the bi-layer engine's source segmentation without Graphonomy.
 
-    PYTHONPATH=. python bench/bilayer_source_mask.py [IMAGE ...]   (default: the demo's astronaut)
+    PYTHONPATH=. python bench/bilayer_source_mask.py [--picture FILE] [IMAGE ...]   (default: the astronaut)
 
 The publisher's identity embedder saw portraits masked by Graphonomy (foreground = 1 - P(background),
 eroded with a 5 px disc). Graphonomy cannot run here (CUDA-only wrapper, its own weights), so its mask
@@ -27,7 +27,11 @@ def main() -> int:
     from livingportrait_backend.engines.bilayer_mask import ERODE, _disc, source_mask
     from livingportrait_backend.model.bilayer import inputs as bi
 
-    images = [(p, cv2.imread(p)[:, :, ::-1].copy()) for p in sys.argv[1:]] or [("astronaut", skdata.astronaut())]
+    argv = sys.argv[1:]
+    picture = None
+    if argv[:1] == ["--picture"]:
+        picture, argv = argv[1], argv[2:]
+    images = [(p, cv2.imread(p)[:, :, ::-1].copy()) for p in argv] or [("astronaut", skdata.astronaut())]
     rows = []
     for name, image in images:
         points = detect_portrait_landmarks(image, name).points
@@ -48,6 +52,12 @@ def main() -> int:
             "general_vs_landscape_iou": round(float((a & b).sum() / max((a | b).sum(), 1)), 3),
             "erosion_removes_fraction": round(float(general.mean() - ours.mean()), 3),
         })
+        if picture and len(rows) == 1:
+            masked = crop8.astype(np.float32) * ours[..., None]  # what the embedder sees: background -> -1 (black)
+            panels = [crop8, np.repeat((ours * 255).astype(np.uint8)[..., None], 3, -1),
+                      np.repeat((np.abs(ours - landscape_eroded) * 255).clip(0, 255).astype(np.uint8)[..., None], 3, -1),
+                      masked.astype(np.uint8)]
+            cv2.imwrite(picture, np.concatenate(panels, 1)[:, :, ::-1])
     print(json.dumps(rows, indent=1))
     return 0
 

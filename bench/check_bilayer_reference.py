@@ -236,6 +236,9 @@ def main() -> int:
     results["ours_batched_vs_ours_one_at_a_time"] = max(maxdiff(rgb, torch.cat([o[0] for o in one])),
                                               maxdiff(seg, torch.cat([o[1] for o in one])))
     print(f"reference: {ref} at commit {commit}; torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 CPU")
+    # Random weights must still make outputs that vary, or equality would prove little.
+    print(f"  the reference's output: RGB std {float(ref_rgb.std()):.3f}, range [{float(ref_rgb.min()):.2f}, "
+          f"{float(ref_rgb.max()):.2f}]; segmentation range [{float(ref_seg.min()):.3f}, {float(ref_seg.max()):.3f}]")
     for k, v in results.items():
         print(f"  {k:36s} max abs difference {v:.3g}")
     worst = max(v for k, v in results.items() if not k.startswith("ours_"))

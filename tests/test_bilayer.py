@@ -275,3 +275,18 @@ def test_a_folder_of_unconverted_checkpoints_is_refused(env, face, tmp_path):
     settings = RenderSettings.from_dict({"engine": "bilayer", "bilayer": {"checkpoint": str(tmp_path)}})
     with pytest.raises(BadInput, match="pickled checkpoints .*convert them first"):
         engine.prepare([portrait], face["points"], settings)
+
+
+def test_the_half_precision_path_gives_the_fp32_frames_closely(env):
+    """The GPU's fp16 path (no GPU here: the same module in float16 on the CPU)."""
+    model = env["model"]
+    s = model.cfg.image_size
+    with torch.no_grad():
+        embeds = model.identity_embedder(torch.rand(1, 6, s, s))
+        model.inference_generator.personalise(embeds)
+        texture = model.texture_generator(embeds)
+        kp = torch.rand(4, 136) * 1.6 - 0.8
+        rgb, fg = model.frame_path(texture)(kp)
+        hrgb, hfg = model.frame_path(texture, torch.float16)(kp)
+    assert hrgb.dtype == hfg.dtype == torch.float16
+    assert float((hrgb.float() - rgb).abs().max()) < 0.03 and float((hfg.float() - fg).abs().max()) < 0.01
