@@ -128,6 +128,11 @@ class FrameRenderer:
         if self._report is not None:
             self._report(stage, done, total)
 
+    @property
+    def prepared(self) -> bool:
+        """prepare() has completed (a cancelled or failed one leaves this False)."""
+        return self._encoder is not None
+
     def filename(self, frame: int) -> str:
         return frame_filename(self.spec.name, frame)
 

@@ -97,7 +97,9 @@ def load_portrait_landmarks(path: str):
     return load_sequence(path).landmarks[0]
 
 
-def run(args) -> int:
+def run(args, session=None) -> int:
+    """``session``: an OpenJD session's warm worker (``session_worker.Worker``), which keeps the loaded
+    inputs and the prepared job in memory between the session's tasks; None renders from scratch."""
     import os
 
     from livingportrait_wire.naming import check_name, parse_frames
@@ -107,24 +109,42 @@ def run(args) -> int:
     check_name(args.name)
     apply_cue_gpus()
     frames = parse_frames(args.frames) if args.frames else cue_task_frames()
-    driver = load_driver_from_args(args)
-    points = load_portrait_landmarks(args.portrait_landmarks) if args.portrait_landmarks else None
-    settings = settings_from_args(args)
+    if session is not None:
+        driver, points, settings, portraits = session.inputs(args, lambda: _load_inputs(args))
+    else:
+        driver, points, settings = _load_inputs(args, portraits=False)
     if args.connect:
         return _run_remote(args, driver, frames, points, settings)
 
     from ..farm import render_frames
     from ..frame_renderer import RenderSpec
-    from ..images import read_portrait_file
 
-    portraits = [read_portrait_file(path)[1] for path in args.portrait]
+    if session is None:
+        portraits = _read_portraits(args)
     spec = RenderSpec(portraits, driver, args.name, settings, None, points, frames)
-    result = render_frames(spec, args.out, on_missing=warn_missing_frames)
+    renderer = session.renderer(spec, args.out) if session is not None else None
+    result = render_frames(spec, args.out, on_missing=warn_missing_frames, renderer=renderer)
+    if session is not None:
+        session.rendered(renderer, result)
     if result.cache_hits:
         print(f"reused from the job's prepare cache: {', '.join(result.cache_hits)}")
     print(f"wrote {len(result.written)} frame(s), skipped {len(result.skipped)} already complete, "
           f"in {os.path.abspath(args.out)}")
     return 0
+
+
+def _load_inputs(args, portraits: bool = True):
+    """(performance, portrait landmarks or None, RenderSettings[, portraits]) the arguments name."""
+    driver = load_driver_from_args(args)
+    points = load_portrait_landmarks(args.portrait_landmarks) if args.portrait_landmarks else None
+    settings = settings_from_args(args)
+    return (driver, points, settings, _read_portraits(args)) if portraits else (driver, points, settings)
+
+
+def _read_portraits(args):
+    from ..images import read_portrait_file
+
+    return [read_portrait_file(path)[1] for path in args.portrait]
 
 
 def warn_missing_frames(missing: list[int], rendering: list[int]) -> None:
