@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -127,3 +128,52 @@ def test_a_path_mapping_rule_is_honoured(job, reference, tmp_path):
     files = exr_files(tmp_path / "renders")
     assert sorted(files) == [f"shot.{f:04d}.exr" for f in range(1, 7)]
     assert all(files[name] == reference[name] for name in files)
+
+
+def _worker_pids(text: str, what: str) -> list[int]:
+    return [int(m) for m in re.findall(rf"session worker pid (\d+): job \w+ {what}", text)]
+
+
+def test_tasks_of_one_session_share_one_warm_worker_that_prepares_once(job, reference, tmp_path):
+    result = openjd_run(BUNDLE / "template.yaml", job_parameters(job, str(tmp_path / "out"), "1-12", 4))
+    assert result.returncode == 0, result.stdout[-3000:]
+    # The worker says which task prepared the job; the others reuse its preparation, in the same process.
+    prepared, reused = _worker_pids(result.stdout, "prepared in this task"), _worker_pids(result.stdout, "was prepared by")
+    assert len(prepared) == 1 and len(reused) == 2 and set(reused) == set(prepared), result.stdout[-3000:]
+    assert "rendering in this process" not in result.stdout
+    assert f"warm worker pid {prepared[0]} stopped after 3 task(s); jobs prepared: 1" in result.stdout  # onExit
+    files = exr_files(tmp_path / "out")
+    assert sorted(files) == [f"shot.{f:04d}.exr" for f in range(1, 13)]
+    assert all(files[name] == reference[name] for name in files)
+    try:  # stopped by the environment's exit action: the process ends (no sleeping: wait on it)
+        psutil.Process(prepared[0]).wait(timeout=30)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def test_tasks_render_in_their_own_process_when_the_worker_is_gone(job, reference, tmp_path):
+    out = tmp_path / "out"
+    params = job_parameters(job, str(out), "1-12", 4)
+    with subprocess.Popen(openjd_command(BUNDLE / "template.yaml", params), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=openjd_env()) as session:
+        seen = []
+        for line in session.stdout:
+            seen.append(line)
+            (pid,) = _worker_pids(line, "prepared in this task") or [None]
+            if pid:  # the first chunk is rendered by the worker: kill it as a crash would
+                os.kill(pid, signal.SIGKILL)
+                break
+        rest = session.stdout.read()
+    assert session.returncode == 0, "".join(seen)[-2000:] + rest[-3000:]
+    # Later tasks (or the first, if the worker died before saying it was done) render in their own process.
+    assert "the session's render worker did not answer" in rest or "stopped answering" in rest, rest[-3000:]
+    assert "rendering in this process" in rest and "Traceback" not in rest
+    assert exr_files(out) == {k: v for k, v in reference.items() if int(k.split(".")[1]) <= 12}
+
+
+def test_a_task_client_imports_neither_numpy_nor_zmq():
+    # What a task of a session with a warm worker imports before it has handed over its chunk.
+    code = ("import sys; from livingportrait_backend import cli, session_client; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'zmq', 'livingportrait_wire', 'cv2'}))")
+    result = subprocess.run([str(BIN / "python"), "-c", code], capture_output=True, text=True, env=openjd_env())
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
