@@ -6,9 +6,11 @@
 
 Inputs: scikit-image's astronaut (512x512, or resized to --size) and the built-in performance looped to --frames frames. For
 each engine, one render of every frame (one process) and the OpenJD bundle run by the real `openjd run`
-(one session, --frames/--chunk chunks, each task a fresh `livingportrait render --frames CHUNK` process)
-alternate --repeats times, each into a fresh output folder (so both start with a cold prepare cache), and
-their frames are checked byte-identical. The fewshot engine uses a checkpoint with random weights built
+(one session, --frames/--chunk chunks) twice: with the bundle's warm session worker (SessionWorker=on, the
+default: each task's `livingportrait render --frames CHUNK` hands its chunk to one process per session) and
+without it (SessionWorker=off: each task a fresh process, as before). The three alternate --repeats times,
+each into a fresh output folder (so all start with a cold prepare cache), and their frames are checked
+byte-identical. The fewshot engine uses a checkpoint with random weights built
 by our own code (`--preset`, default tiny: no trained weights ship) and fine-tunes --finetune-steps steps
 on the portrait: the first chunk fits, later chunks read the personalised model from the job's prepare
 cache. Wall times are of whole commands; on a shared machine read the ratio, not the seconds.
@@ -65,6 +67,35 @@ def make_checkpoint(work: Path, preset_name: str) -> str:
     return str(folder)
 
 
+FLOOR_TEMPLATE = """specificationVersion: jobtemplate-2023-09
+extensions: [TASK_CHUNKING]
+name: floor
+parameterDefinitions:
+  - {name: Frames, type: STRING}
+  - {name: ChunkSize, type: INT}
+steps:
+  - name: Render
+    parameterSpace:
+      taskParameterDefinitions:
+        - {name: Frames, type: "CHUNK[INT]", range: "{{Param.Frames}}",
+           chunks: {defaultTaskCount: "{{Param.ChunkSize}}", rangeConstraint: NONCONTIGUOUS}}
+    stepEnvironments:
+      - name: Nothing
+        script: {actions: {onEnter: {command: "true"}, onExit: {command: "true"}}}
+    script:
+      actions:
+        onRun: {command: "true", args: ["{{Task.Param.Frames}}"]}
+"""
+
+
+def openjd_floor(work: Path, frames: int, chunk: int, env: dict) -> float:
+    """Wall time of `openjd run` itself for the same chunks and environment actions, each running `true`."""
+    template = work / "floor.yaml"
+    template.write_text(FLOOR_TEMPLATE)
+    return timed([str(BIN / "openjd"), "run", str(template), "-p", f"Frames=1-{frames}", "-p", f"ChunkSize={chunk}"],
+                 env)[0]
+
+
 def timed(cmd: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
     started = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -109,32 +140,48 @@ def main() -> int:
                            "Device": "cpu"})
         for chunk in (int(c) for c in args.chunk.split(",")):
             chunks = -(-args.frames // chunk)
-            one_times, chunk_times = [], []
+            times = {"one": [], "off": [], "on": [], "floor": []}
             for r in range(args.repeats):
-                one_out, chunk_out = work / f"{engine}_one", work / f"{engine}_chunks"
+                one_out = work / f"{engine}_one"
                 t_one, _ = timed([str(BIN / "livingportrait"), "render", "--portrait", portrait, "--driver", driver,
                                   "--out", str(one_out), "--name", "bench", *flags], env)
-                cmd = [str(BIN / "openjd"), "run", str(TEMPLATE)]
-                for key, value in {**params, "OutputDir": str(chunk_out), "ChunkSize": str(chunk)}.items():
-                    cmd += ["-p", f"{key}={value}"]
-                t_chunks, result = timed(cmd, env)
-                if f"Chunks run: {chunks}" not in result.stdout:
-                    raise SystemExit(f"bench_farm: openjd ran an unexpected number of chunks:\n{result.stdout[-1500:]}")
+                times["one"].append(t_one)
+                times["floor"].append(openjd_floor(work, args.frames, chunk, env))
                 one_frames = frames_of(one_out)
-                if one_frames != frames_of(chunk_out) or len(one_frames) != args.frames:
-                    raise SystemExit(f"bench_farm: {engine}: the chunked frames differ from the single render's")
-                one_times.append(t_one)
-                chunk_times.append(t_chunks)
                 shutil.rmtree(one_out)
-                shutil.rmtree(chunk_out)
-                print(f"{engine}: one render {t_one:.1f} s, {chunks} chunks of {chunk} through openjd run "
-                      f"{t_chunks:.1f} s (+{100 * (t_chunks / t_one - 1):.0f} %)", flush=True)
-            one, many = min(one_times), min(chunk_times)
+                for worker in ("off", "on"):
+                    chunk_out = work / f"{engine}_chunks_{worker}"
+                    cmd = [str(BIN / "openjd"), "run", str(TEMPLATE)]
+                    for key, value in {**params, "OutputDir": str(chunk_out), "ChunkSize": str(chunk),
+                                       "SessionWorker": worker}.items():
+                        cmd += ["-p", f"{key}={value}"]
+                    t_chunks, result = timed(cmd, env)
+                    if f"Chunks run: {chunks}" not in result.stdout:
+                        raise SystemExit(f"bench_farm: openjd ran an unexpected number of chunks:\n{result.stdout[-1500:]}")
+                    if worker == "on" and "jobs prepared: 1" not in result.stdout:
+                        raise SystemExit(f"bench_farm: the session worker did not render the job:\n{result.stdout[-3000:]}")
+                    if one_frames != frames_of(chunk_out) or len(one_frames) != args.frames:
+                        raise SystemExit(f"bench_farm: {engine}: the chunked frames differ from the single render's")
+                    times[worker].append(t_chunks)
+                    shutil.rmtree(chunk_out)
+                print(f"{engine}: one render {t_one:.1f} s; {chunks} chunks of {chunk} through openjd run: task "
+                      f"processes {times['off'][-1]:.1f} s (+{100 * (times['off'][-1] / t_one - 1):.0f} %), warm "
+                      f"session worker {times['on'][-1]:.1f} s (+{100 * (times['on'][-1] / t_one - 1):.0f} %); "
+                      f"openjd run alone (tasks running `true`) {times['floor'][-1]:.2f} s; "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+            one = min(times["one"])
             report["runs"].append({
                 "engine": engine, "chunk": chunk, "chunks": chunks,
-                "one_render_s": [round(t, 2) for t in one_times], "openjd_chunks_s": [round(t, 2) for t in chunk_times],
-                "overhead_percent": round(100 * (many / one - 1), 1),
-                "overhead_per_chunk_s": round((many - one) / chunks, 2), "byte_identical": True,
+                "one_render_s": [round(t, 2) for t in times["one"]],
+                "openjd_task_processes_s": [round(t, 2) for t in times["off"]],
+                "openjd_session_worker_s": [round(t, 2) for t in times["on"]],
+                "openjd_run_alone_s": [round(t, 2) for t in times["floor"]],
+                "openjd_run_alone_percent_of_one_render": round(100 * min(times["floor"]) / one, 1),
+                "overhead_percent_task_processes": round(100 * (min(times["off"]) / one - 1), 1),
+                "overhead_percent_session_worker": round(100 * (min(times["on"]) / one - 1), 1),
+                "overhead_per_chunk_s_task_processes": round((min(times["off"]) - one) / chunks, 3),
+                "overhead_per_chunk_s_session_worker": round((min(times["on"]) - one) / chunks, 3),
+                "load_average_after": round(os.getloadavg()[0], 2), "byte_identical": True,
                 **({"checkpoint": f"random {args.preset} preset", "finetune_steps": args.finetune_steps}
                    if engine == "fewshot" else {})})
     report["load_average_at_end"] = os.getloadavg()[0]
