@@ -47,6 +47,9 @@ def test_the_bundles_have_the_documented_parameters_and_chunked_step():
     (chunk,) = step["parameterSpace"]["taskParameterDefinitions"]
     assert chunk["type"] == "CHUNK[INT]" and chunk["range"] == "{{Param.Frames}}"
     assert template["extensions"] == ["TASK_CHUNKING"]
+    (worker,) = step["stepEnvironments"]  # the session's warm worker, started and stopped around its tasks
+    actions = worker["script"]["actions"]
+    assert actions["onEnter"]["args"][:2] == ["session", "start"] and actions["onExit"]["args"] == ["session", "stop"]
     values = yaml.safe_load((BUNDLE / "parameter_values.yaml").read_text())["parameterValues"]
     assert {v["name"] for v in values} <= set(names)
     # The GPU variant is the same job plus a GPU host requirement and neural defaults.
