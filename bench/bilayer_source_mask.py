@@ -20,11 +20,11 @@ import numpy as np
 
 
 def main() -> int:
-    import mediapipe as mp
     from skimage import data as skdata
 
     from livingportrait_backend.detectors import detect_portrait_landmarks
     from livingportrait_backend.engines.bilayer_mask import ERODE, _disc, source_mask
+    from livingportrait_backend.engines.selfie_segmentation import selfie_probability
     from livingportrait_backend.model.bilayer import inputs as bi
 
     argv = sys.argv[1:]
@@ -38,10 +38,7 @@ def main() -> int:
         crop = bi.crop_image(image, bi.crop_box(points), 256)
         crop8 = np.round((crop.transpose(1, 2, 0) + 1) * 127.5).clip(0, 255).astype(np.uint8)
         ours = source_mask(crop8)
-        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as s:
-            general = s.process(crop8).segmentation_mask.astype(np.float32)
-        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1) as s:
-            landscape = s.process(crop8).segmentation_mask.astype(np.float32)
+        general, landscape = selfie_probability(crop8, 0), selfie_probability(crop8, 1)
         landscape_eroded = cv2.erode(landscape, _disc(ERODE))
         a, b = ours > 0.5, landscape_eroded > 0.5
         rows.append({

@@ -23,10 +23,6 @@ def _disc(size: int) -> np.ndarray:
 
 def source_mask(crop8: np.ndarray) -> np.ndarray:
     """uint8 RGB (S, S, 3) crop of the portrait -> foreground probability float32 (S, S) in [0, 1]."""
-    import mediapipe as mp
+    from .selfie_segmentation import selfie_probability
 
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
-        mask = seg.process(np.ascontiguousarray(crop8)).segmentation_mask
-    if mask is None:
-        mask = np.zeros(crop8.shape[:2], np.float32)
-    return cv2.erode(np.clip(mask.astype(np.float32), 0, 1), _disc(ERODE), iterations=1)
+    return cv2.erode(selfie_probability(crop8), _disc(ERODE), iterations=1)

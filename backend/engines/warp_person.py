@@ -45,16 +45,12 @@ def person_layers(portrait, roi: tuple[slice, slice], cache_dir: str | None = No
 
 def person_matte(srgb8: np.ndarray) -> np.ndarray | None:
     """Soft person matte float32 (h, w) in 0..1, or None when the segmenter finds nobody."""
-    from ..native_logs import without_native_chatter
+    from .selfie_segmentation import selfie_probability
 
-    with without_native_chatter():  # mediapipe's C++ start-up lines are not for users
-        import mediapipe as mp
-
-        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
-            mask = seg.process(np.ascontiguousarray(srgb8[:, :, :3])).segmentation_mask
-    if mask is None or float(mask.max()) < 0.5:
+    mask = selfie_probability(srgb8)
+    if float(mask.max()) < 0.5:
         return None
-    a = np.clip((mask.astype(np.float32) - LOW) / (HIGH - LOW), 0.0, 1.0)
+    a = np.clip((mask - LOW) / (HIGH - LOW), 0.0, 1.0)
     a = (a * a * (3 - 2 * a)).astype(np.float32)
     # The segmenter's edge is soft and a little tight (hair wisps fall outside it): a faint fringe
     # around the matte makes them part of the person, so they move with the head and the clean plate
