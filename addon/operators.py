@@ -319,6 +319,7 @@ class BackendCheck:
         local = local_backend.LOCAL
         ours = local.running and local.address == self.address
         orphan = not ours and local_backend.check_loopback_quiet(self.address)
+        state.offered_engines = ",".join(value.get("engines", []))
         state.backend_status = (f"Connected: protocol {value['protocol']}, engines "
                                 f"{', '.join(value.get('engines', []))}"
                                 + ("; a backend this Blender did not start (e.g. left from an earlier "

@@ -13,6 +13,27 @@ ENGINES = (
     ("fewshot", "Few-Shot", "The neural talking-head model (needs its weights on the backend)"),
     ("bilayer", "Bi-layer", "The lab's one-shot bi-layer model (needs its converted public weights on the backend)"),
 )
+# Stable numbers, so a saved scene keeps its choice while the list shown changes with the backend.
+ENGINE_NUMBERS = {"warp": 0, "fewshot": 1, "bilayer": 2}
+# Engines listed only when the backend's handshake offers them (Bi-layer needs converted weights there).
+OFFERED_ONLY = {"bilayer"}
+_engine_items_shown = []  # Blender keeps no reference to a dynamic enum's strings: this list does
+
+
+def engine_items(settings, context):
+    """The Engine choices: Warp and Few-Shot always; Bi-layer when the last handshake offered it, or
+    when the scene already holds it (the problems list then says the backend does not offer it)."""
+    offered = set()
+    wm = getattr(context, "window_manager", None) if context is not None else None
+    if wm is not None and hasattr(wm, "living_portrait_job"):
+        offered = set(filter(None, wm.living_portrait_job.offered_engines.split(",")))
+    held = settings.get("engine") if settings is not None else None
+    _engine_items_shown[:] = [
+        (ident, name, desc, "", ENGINE_NUMBERS[ident]) for ident, name, desc in ENGINES
+        if ident not in OFFERED_ONLY or ident in offered or held == ENGINE_NUMBERS[ident]]
+    return _engine_items_shown
+
+
 MOTION_MODES = (
     ("relative", "Relative", "Transfer the performance's motion, keep the portrait's face shape"),
     ("absolute", "Absolute", "Use the performance's face shape, aligned to the portrait"),
@@ -55,7 +76,7 @@ class LIVINGPORTRAIT_PG_settings(bpy.types.PropertyGroup):
     detector: EnumProperty(name="Detector", items=DETECTORS, default="mediapipe")
     face_index: IntProperty(name="Face", default=0, min=0, max=31,
                             description="Which face when several are in frame (0 = the largest)")
-    engine: EnumProperty(name="Engine", items=ENGINES, default="warp")
+    engine: EnumProperty(name="Engine", items=engine_items, default=ENGINE_NUMBERS["warp"])
     motion_mode: EnumProperty(name="Motion", items=MOTION_MODES, default="relative")
     smoothing: FloatProperty(name="Smoothing", default=1.0, min=0.0, max=100.0, soft_max=4.0,
                              description="Temporal smoothing of landmarks, when detecting and animating "
@@ -70,6 +91,10 @@ class LIVINGPORTRAIT_PG_settings(bpy.types.PropertyGroup):
                                description="The Few-Shot model (a folder of trained weights) or the Bi-layer "
                                            "converted weights (empty: the backend's own), as the backend's "
                                            "machine sees it")
+    def engine_name(self) -> str:
+        """The chosen engine as the panel names it (e.g. "Bi-layer")."""
+        return next((name for ident, name, _ in ENGINES if ident == self.engine), self.engine)
+
     use_scene_range: BoolProperty(name="Scene Frame Range", default=True,
                                   description="Animate the scene's frame range")
     frame_start: IntProperty(name="Start", default=1, min=0)
@@ -94,6 +119,8 @@ class LIVINGPORTRAIT_PG_job(bpy.types.PropertyGroup):
     message: StringProperty(default="")
     cancel_requested: BoolProperty(default=False)
     backend_status: StringProperty(default="Not checked")
+    # The engines the last handshake offered, comma-separated ("" = not asked yet): the Engine list.
+    offered_engines: StringProperty(default="")
 
 
 _classes = (LIVINGPORTRAIT_PG_portrait, LIVINGPORTRAIT_PG_settings, LIVINGPORTRAIT_PG_job)

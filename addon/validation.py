@@ -64,6 +64,12 @@ def problems(context, tracks: bool = True) -> list:
     elif not os.path.isfile(bpy.path.abspath(settings.performance_file)):
         found.append(Problem(f"no performance file at {settings.performance_file}; choose it again"))
     _check(found, lambda: job_inputs.engine_settings(settings))
+    offered = context.window_manager.living_portrait_job.offered_engines
+    if offered and settings.engine not in offered.split(","):
+        found.append(Problem(f"the backend does not offer the {settings.engine_name()} engine (its weights "
+                             "are not set up on the backend's machine); choose another engine or set them up "
+                             "there and check the backend again", "living_portrait.backend_check",
+                             "Check Backend"))
     local = local_backend.LOCAL
     status = context.window_manager.living_portrait_job.backend_status
     if status.startswith("Unreachable") and not (local.process is not None and not local.running):

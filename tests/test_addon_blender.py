@@ -486,6 +486,17 @@ def test_unreachable_backend_is_reported_within_the_timeout(blender):
     assert not obs["running_after"]
 
 
+def test_the_engine_list_offers_bilayer_only_when_the_backend_does(blender):
+    obs = scenario(blender, "engine_list")
+    assert obs["check_error"] is None
+    assert obs["offered"].split(",")[0] == "warp" and "bilayer" not in obs["offered"].split(",")
+    assert obs["before"] == obs["after"] == ["warp", "fewshot"]
+    assert obs["refused"] is not None, "an engine the backend does not offer cannot be chosen"
+    # A scene saved with Bi-layer keeps it, and the panel says the backend does not offer it.
+    assert obs["held"] == "bilayer"
+    assert any("does not offer the Bi-layer engine" in p for p in obs["problems"]), obs["problems"]
+
+
 def test_local_backend_starts_and_stops_from_preferences(blender):
     obs = scenario(blender, "local_backend")
     assert obs["start_error"] is None and obs["check_error"] is None

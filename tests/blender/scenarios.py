@@ -474,6 +474,25 @@ def main(config_path, results_path):
                 "timer_error": timer_error, "timer_elapsed": timer_elapsed, "timer_max_step_s": max(steps),
                 "running_after": bpy.context.window_manager.living_portrait_job.running}
 
+    @record(results, "engine_list")
+    def _():
+        # Bi-layer is listed only once a handshake offers it (this backend has no converted weights).
+        job = bpy.context.window_manager.living_portrait_job
+        before = [item[0] for item in lp.properties.engine_items(settings, bpy.context)]
+        check_error = op_error(lambda: bpy.ops.living_portrait.backend_check())
+        after = [item[0] for item in lp.properties.engine_items(settings, bpy.context)]
+        try:
+            settings.engine = "bilayer"
+            refused = None
+        except TypeError as err:
+            refused = str(err)
+        settings["engine"] = lp.properties.ENGINE_NUMBERS["bilayer"]  # a scene saved where it was offered
+        held = settings.engine
+        problems = [p.text for p in lp.validation.problems(bpy.context)]
+        settings.engine = "warp"
+        return {"before": before, "check_error": check_error, "offered": job.offered_engines,
+                "after": after, "refused": refused, "held": held, "problems": problems}
+
     @record(results, "local_backend")
     def _():
         prefs.address = cfg["local_address"]
