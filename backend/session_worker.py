@@ -16,7 +16,10 @@ one task at a time, as a session does, with the same code as the command (``comm
 and failure lines, relayed to the client), and keeps in memory the inputs it loaded (keyed by the
 arguments and the files' size and time) and the prepared job (keyed by the job digest farm mode uses
 for resume: portraits, performance, engine, effective settings). Only the first task of a job pays
-imports and preparation; the others render.
+imports and preparation; the others render. Between tasks, while openjd starts the next one, the worker
+renders ahead into memory the frames that follow the last task's (as many as it had, at most
+AHEAD_MAX_FRAMES); a task that asks for them has them written by the same writer, after the same
+skip-complete check, and a task that asks for other frames stops that work between frames.
 
 A client that goes away (killed) cancels its task between frames; a worker whose session is gone (the
 working directory deleted, or the process that started the session ended) exits by itself.
@@ -37,6 +40,7 @@ LOG_FILE = "livingportrait-worker.log"
 UNIX_PATH_MAX = 100  # sun_path is 104-108 bytes depending on the OS
 KEEP_JOBS = 2  # prepared jobs kept in memory (a session renders one job; a second costs memory only)
 KEEP_INPUTS = 4
+AHEAD_MAX_FRAMES = 32  # frames rendered ahead into memory between tasks, at most
 
 
 def session_command(argv: list[str]) -> int:
@@ -211,6 +215,7 @@ def serve(folder: str, session_pid: int) -> int:
                     log("refused a request without the session's token")
                     continue
                 if message.get("op") == "stop":
+                    worker.finish_ahead(None, set())
                     summary = (f"livingportrait session: warm worker pid {os.getpid()} stopped after {worker.tasks} "
                                f"task(s); jobs prepared: {worker.prepares}\n")
                     log(summary.strip())
@@ -273,6 +278,9 @@ class Worker:
         self.cancel = threading.Event()
         self.argv: list[str] = []
         self._was_prepared = False
+        self._ahead = None  # (digest, frames, {frame: EXR bytes}, stop event, thread) between tasks
+        self._ahead_plan = None  # (renderer, the task's frames) once a task rendered
+        self._ahead_used = 0
 
     def run_task(self, conn: socket.socket, reader, message: dict) -> None:
         import contextlib
@@ -327,6 +335,45 @@ class Worker:
                 os.chdir(cwd)
         log(f"task {self.tasks} ({' '.join(self.argv[-2:])}) exit {status} in {time.monotonic() - started:.2f} s")
         _send(conn, {"exit": status})
+        plan, self._ahead_plan = self._ahead_plan, None
+        if status == 0 and plan is not None:
+            self.start_ahead(*plan)
+
+    def start_ahead(self, renderer, last_frames: list[int]) -> None:
+        """Render the frames after ``last_frames`` into memory on a thread, until the next task."""
+        from livingportrait_wire.errors import Cancelled
+
+        after = [f for f in renderer.frames if f > max(last_frames)][:min(len(last_frames), AHEAD_MAX_FRAMES)]
+        if not after or not renderer.prepared:
+            return
+        stop, ready = threading.Event(), {}
+        renderer.cancel = stop
+
+        def run():
+            try:
+                for frame, data in renderer.encoded(after):
+                    ready[frame] = data
+            except Cancelled:
+                pass
+            except Exception as exc:  # noqa: BLE001  the task that asks for these frames renders them itself
+                log(f"rendering ahead failed: {exc!r}")
+        thread = threading.Thread(target=run, daemon=True, name="render-ahead")
+        thread.start()
+        self._ahead = (renderer.job_digest, set(after), ready, stop, thread)
+
+    def finish_ahead(self, digest, wanted: set) -> dict:
+        """The frames rendered ahead that this task (job ``digest``, frames ``wanted``) can use; the work
+        stops between frames when it cannot use them."""
+        if self._ahead is None:
+            return {}
+        ahead_digest, frames, ready, stop, thread = self._ahead
+        self._ahead = None
+        if ahead_digest != digest or not frames & wanted:
+            stop.set()
+        thread.join()
+        if ahead_digest != digest:
+            return {}
+        return {f: data for f, data in ready.items() if f in wanted}
 
     # The hooks render.run calls with session=self.
 
@@ -346,6 +393,8 @@ class Worker:
         from .farm_environment import stage_reporter
 
         digest = job_digest(spec)
+        wanted = set(spec.frames) if spec.frames is not None else {int(f) for f in spec.driver.frames}
+        ready = self.finish_ahead(digest, wanted)  # no other thread uses a renderer after this
         renderer = self.jobs.pop(digest, None)
         if renderer is None:
             # Every frame of the job, so any chunk of it can be rendered with this one preparation.
@@ -356,18 +405,36 @@ class Worker:
             self.jobs.pop(next(iter(self.jobs)))
         renderer.cancel = self.cancel
         self._was_prepared = renderer.prepared
-        return renderer
+        self._ahead_used = len(ready)
+        return _RenderedAhead(renderer, ready) if ready else renderer
 
     def rendered(self, renderer, result) -> None:
         if not result.written:
             return
+        self._ahead_plan = (getattr(renderer, "renderer", renderer), result.written + result.skipped)
         if self._was_prepared:
+            ahead = f"; {self._ahead_used} of its frames rendered ahead" if self._ahead_used else ""
             print(f"session worker pid {os.getpid()}: job {renderer.job_digest} was prepared by an earlier task of "
-                  "this session")
+                  f"this session{ahead}")
         else:
             self.prepares += 1
             log(f"prepared job {renderer.job_digest}")
             print(f"session worker pid {os.getpid()}: job {renderer.job_digest} prepared in this task")
+
+
+class _RenderedAhead:
+    """A job's renderer whose ``encoded`` yields the frames rendered ahead from memory, the rest as usual."""
+
+    def __init__(self, renderer, ready: dict):
+        self.renderer, self.ready = renderer, ready
+
+    def __getattr__(self, name):
+        return getattr(self.renderer, name)
+
+    def encoded(self, frames):
+        rest = iter(self.renderer.encoded([f for f in frames if f not in self.ready]))
+        for frame in frames:
+            yield (frame, self.ready.pop(frame)) if frame in self.ready else next(rest)
 
 
 _PARSER = None

@@ -144,6 +144,8 @@ def test_tasks_of_one_session_share_one_warm_worker_that_prepares_once(job, refe
     prepared, reused = _worker_pids(result.stdout, "prepared in this task"), _worker_pids(result.stdout, "was prepared by")
     assert len(prepared) == 1 and len(reused) == 2 and set(reused) == set(prepared), result.stdout[-3000:]
     assert "rendering in this process" not in result.stdout
+    # Between tasks the worker renders the next frames ahead into memory; written after the same checks.
+    assert "of its frames rendered ahead" in result.stdout, result.stdout[-3000:]
     assert f"warm worker pid {prepared[0]} stopped after 3 task(s); jobs prepared: 1" in result.stdout  # onExit
     files = exr_files(tmp_path / "out")
     assert sorted(files) == [f"shot.{f:04d}.exr" for f in range(1, 13)]
