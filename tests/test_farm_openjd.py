@@ -182,3 +182,17 @@ def test_a_task_client_imports_neither_numpy_nor_zmq():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'zmq', 'livingportrait_wire', 'cv2'}))")
     result = subprocess.run([str(BIN / "python"), "-c", code], capture_output=True, text=True, env=openjd_env())
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_frames_rendered_ahead_for_another_chunk_are_dropped_and_tasks_still_match(job, reference, tmp_path):
+    # After 1-4 the worker renders 5-8 ahead; the next task asks for 9-12 instead (stopping that work), then
+    # 5-8 (nothing follows 9-12, so nothing was rendered ahead for it).
+    tasks = json.dumps([{"Frames": "1-4"}, {"Frames": "9-12"}, {"Frames": "5-8"}])
+    result = openjd_run(BUNDLE / "template.yaml", job_parameters(job, str(tmp_path / "out"), "1-12", 4),
+                        "--tasks", tasks)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len(_worker_pids(result.stdout, "prepared in this task")) == 1
+    assert "rendered ahead" not in result.stdout and "jobs prepared: 1" in result.stdout
+    files = exr_files(tmp_path / "out")
+    assert sorted(files) == [f"shot.{f:04d}.exr" for f in range(1, 13)]
+    assert all(files[name] == reference[name] for name in files)
