@@ -130,21 +130,25 @@ def test_a_tilted_mouths_teeth_tilt_with_it(subjects):
     assert np.percentile(lum[inner > 0], 10) < 0.3 * np.percentile(lum[inner > 0], 90)
 
 
-def test_a_smiling_portraits_own_teeth_show_when_the_mouth_opens(subjects):
+def her_teeth_below_the_upper_lip(subjects, depth):
+    """Mean linear colour of a small patch ``depth`` of her own inner-lip opening below the middle of the
+    upper inner lip: in the portrait, and in a frame whose jaw is fully open."""
     portrait, points, _ = subjects["astronaut"]
     t = ws.open_mouth(points, 1.0)
     out = render(subjects["astronaut"], t)
-
-    # Upper teeth hang from the upper lip: a small patch a quarter of her own opening below the middle
-    # of the upper inner lip is her front teeth, in the portrait and in the opened frame alike.
-    below = (points[66] - points[62]) * 0.25
+    below = (points[66] - points[62]) * depth
 
     def patch(img, c):
         x, y = np.round(c).astype(int)
         return img[y - 1:y + 2, x - 2:x + 3].reshape(-1, 3).mean(0)
 
-    own = patch(portrait.linear, points[62] + below)
-    shown = patch(out, t[62] + below)
+    return patch(portrait.linear, points[62] + below), patch(out, t[62] + below)
+
+
+def test_a_smiling_portraits_own_teeth_show_when_the_mouth_opens(subjects):
+    # Upper teeth hang from the upper lip: a quarter of her own opening below it is her front teeth, in
+    # the portrait and in the opened frame alike.
+    own, shown = her_teeth_below_the_upper_lip(subjects, 0.25)
     np.testing.assert_allclose(shown, own, atol=0.08)
     assert own.mean() > 0.3, "the patch is on her (bright) teeth"
 
@@ -152,18 +156,8 @@ def test_a_smiling_portraits_own_teeth_show_when_the_mouth_opens(subjects):
 def test_a_smiling_portraits_upper_teeth_keep_their_full_height_when_the_jaw_drops(subjects):
     # Her upper teeth reach her lower lip; opening the jaw must reveal the throat BELOW them, not cut them
     # at half height: three quarters of her own opening below the upper lip is still her teeth.
-    portrait, points, _ = subjects["astronaut"]
-    t = ws.open_mouth(points, 1.0)
-    out = render(subjects["astronaut"], t)
-    below = (points[66] - points[62]) * 0.75
-
-    def patch(img, c):
-        x, y = np.round(c).astype(int)
-        return img[y - 1:y + 2, x - 2:x + 3].reshape(-1, 3).mean(0)
-
-    own = patch(portrait.linear, points[62] + below)
+    own, shown = her_teeth_below_the_upper_lip(subjects, 0.75)
     assert own.mean() > 0.3, "the patch is on her (bright) teeth in the portrait"
-    shown = patch(out, t[62] + below)
     assert shown.mean() > 0.75 * own.mean(), f"teeth, not throat: {shown} vs her own {own}"
 
 
