@@ -8,7 +8,9 @@ rewritten as plain layers (the same function up to float rounding):
   output channel, one per output phase (16 multiply-adds per output pixel instead of 36; the phase
   kernels are the ones the few-shot generator's folding uses);
 - the skip's identity-owned 1x1 conv commutes with nearest upsampling, so it runs on the small map;
-- the three output heads are one conv.
+- the three output heads are one conv;
+- the blocks run channels-last (NHWC): oneDNN's convolutions are about 10-20 % faster that way on the CPU,
+  and the phase interleave writes into an NHWC output as cheaply.
 """
 from __future__ import annotations
 
@@ -40,23 +42,27 @@ class FoldedUpBlock(nn.Module):
         a2, c2 = _affine(block.norm2)
         self.register_buffer("a1", a1[None, :, None, None].clone())
         self.register_buffer("c1", c1[None, :, None, None].clone())
-        self.register_buffer("w1", (block.conv1.weight * a2[:, None, None, None]).clone())
+        nhwc = torch.channels_last
+        self.register_buffer("w1", (block.conv1.weight * a2[:, None, None, None]).contiguous(memory_format=nhwc))
         self.register_buffer("b1", (block.conv1.bias * a2 + c2).clone())
         w = block.conv2.weight
         self.cout = w.shape[0]
-        self.register_buffer("w2", torch.cat([_phase_kernel(_phase_kernel(w, r, 2), c, 3) for r, c in _PHASES]))
+        self.register_buffer("w2", torch.cat([_phase_kernel(_phase_kernel(w, r, 2), c, 3) for r, c in _PHASES])
+                             .contiguous(memory_format=nhwc))
         self.register_buffer("b2", block.conv2.bias.repeat(4).clone())
-        self.register_buffer("ws", block.skip.weight.clone())
+        self.register_buffer("ws", block.skip.weight.contiguous(memory_format=nhwc).clone())
         self.register_buffer("bs", block.skip.bias.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
         b, _, height, width = x.shape
         h = F.leaky_relu(torch.addcmul(self.c1, x, self.a1), SLOPE)
         h = F.leaky_relu(F.conv2d(h, self.w1, self.b1, padding=1), SLOPE)
         phases = F.conv2d(h, self.w2, self.b2, padding=1)  # (B, 4 cout, H+1, W+1)
         skip = F.conv2d(x, self.ws, self.bs)
         c = self.cout
-        out = torch.empty((b, c, 2 * height, 2 * width), dtype=x.dtype, device=x.device)
+        out = torch.empty((b, c, 2 * height, 2 * width), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
         grid = out.unflatten(3, (width, 2)).unflatten(2, (height, 2))  # (B, C, H, 2, W, 2), a view
         for i, (row, col) in enumerate(_PHASES):
             torch.add(phases[:, i * c:(i + 1) * c, row:row + height, col:col + width], skip,
