@@ -205,8 +205,23 @@ def test_handshake_offers_bilayer_only_with_converted_weights(env, backend, monk
             assert "bilayer" not in client.handshake()["engines"]
     finally:
         bare.stop()
-    with pytest.raises(BadInput, match="engine 'bilayer' is not available"):
+    # Asked for anyway, it says how to get the weights instead of only that it is missing.
+    with pytest.raises(BadInput, match="engine 'bilayer' needs the publisher's weights converted .*"
+                                       "convert-weights bilayer"):
         create_engine("bilayer")
+
+
+def test_a_render_without_converted_weights_says_how_to_make_them_and_writes_nothing(env, face, tmp_path,
+                                                                                    monkeypatch, capsys):
+    monkeypatch.setenv("LIVINGPORTRAIT_MODELS", str(tmp_path / "models"))  # no bilayer folder there
+    save_sequence(face["driver"], tmp_path / "drive.npz")
+    args = ["render", "--portrait", face["path"], "--driver", str(tmp_path / "drive.npz"),
+            "--engine", "bilayer"]
+    assert cli_main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert "convert-weights bilayer" in capsys.readouterr().err
+    assert cli_main([*args, "--out", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "nowhere")]) == 2
+    assert f"{tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out") or os.listdir(tmp_path / "out") == []  # no frame, no cache
 
 
 def test_frames_arrive_with_the_segmentation_as_matte(env, backend, face, tmp_path):

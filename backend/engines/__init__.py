@@ -76,6 +76,15 @@ def check_engine(name: str, settings: RenderSettings | None = None) -> None:
     """BadInput (code unknown_engine) when this backend lacks engine ``name`` (for a job's ``settings``,
     which may name model files); cheap (imports nothing)."""
     if name not in _REGISTRY or not _REGISTRY[name][2](settings):
+        if name == "bilayer" and _have("torch", "safetensors"):
+            from .bilayer_weights import resolve_folder
+
+            if getattr(getattr(settings, "bilayer", None), "checkpoint", None):
+                resolve_folder(settings.bilayer.checkpoint)  # says what is wrong with the folder it names
+            raise BadInput("engine 'bilayer' needs the publisher's weights converted on the backend machine: "
+                           "`livingportrait convert-weights bilayer RUN_DIR ... --out DIR`, then pass "
+                           "--checkpoint DIR or put the folder at $LIVINGPORTRAIT_MODELS/bilayer; or choose one "
+                           f"of {', '.join(available_engines(settings))}", code="unknown_engine")
         raise BadInput(f"engine {name!r} is not available on this backend; choose one of "
                        f"{', '.join(available_engines(settings))}", code="unknown_engine")
 
