@@ -178,13 +178,18 @@ def test_each_network_gives_the_documented_shapes(env):
     assert not torch.equal(enhanced, texture)  # the enhancer changed the texture
 
 
+def personalised_texture(model) -> torch.Tensor:
+    """Personalise the model's inference generator to a random identity; that identity's texture."""
+    s = model.cfg.image_size
+    embeds = model.identity_embedder(torch.rand(1, 6, s, s))
+    model.inference_generator.personalise(embeds)
+    return model.texture_generator(embeds)
+
+
 def test_the_folded_frame_path_is_the_same_function(env):
     model = env["model"]
-    s = model.cfg.image_size
     with torch.no_grad():
-        embeds = model.identity_embedder(torch.rand(1, 6, s, s))
-        model.inference_generator.personalise(embeds)
-        texture = model.texture_generator(embeds)
+        texture = personalised_texture(model)
         kp = torch.rand(4, 136) * 1.6 - 0.8
         rgb, fg = model.frames(kp, texture)
         frgb, ffg = model.frame_path(texture)(kp)
@@ -295,11 +300,8 @@ def test_a_folder_of_unconverted_checkpoints_is_refused(env, face, tmp_path):
 def test_the_half_precision_path_gives_the_fp32_frames_closely(env):
     """The GPU's fp16 path (no GPU here: the same module in float16 on the CPU)."""
     model = env["model"]
-    s = model.cfg.image_size
     with torch.no_grad():
-        embeds = model.identity_embedder(torch.rand(1, 6, s, s))
-        model.inference_generator.personalise(embeds)
-        texture = model.texture_generator(embeds)
+        texture = personalised_texture(model)
         kp = torch.rand(4, 136) * 1.6 - 0.8
         rgb, fg = model.frame_path(texture)(kp)
         hrgb, hfg = model.frame_path(texture, torch.float16)(kp)

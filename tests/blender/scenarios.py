@@ -569,13 +569,16 @@ def main(config_path, results_path):
     # ---- issue 12: the add-on in an artist's hands ------------------------------------------------
     from bl_ext.user_default.living_portrait import operators, panels, validation
 
-    def run_driver(driver, deadline_s=120.0):
-        """Drive a started job the way the modal operator's timer does; (error, stage lines seen)."""
+    def run_driver(driver, deadline_s=120.0, on_tick=None):
+        """Drive a started job the way the modal operator's timer does; (error, stage lines seen).
+        ``on_tick()``: called at each tick before the step (a test's disturbance)."""
         messages, error = [], None
         deadline = time.monotonic() + deadline_s
         try:
             while time.monotonic() < deadline:
                 timer_tick()
+                if on_tick is not None:
+                    on_tick()
                 done = driver.step()
                 messages.append(bpy.context.window_manager.living_portrait_job.message)
                 if done:
@@ -841,21 +844,16 @@ def main(config_path, results_path):
         settings.output_dir, settings.sequence_name = folder, "hiccup"
         driver = animate.start_animate(bpy.context)
         driver.start()
-        second, error, messages = None, None, []
-        deadline = time.monotonic() + 120
-        try:
-            while time.monotonic() < deadline:
-                timer_tick()
-                if second is None and driver.frames_written:
-                    os.kill(first.pid, signal.SIGKILL)
-                    first.wait()
-                    second = serve()
-                done = driver.step()
-                messages.append(bpy.context.window_manager.living_portrait_job.message)
-                if done:
-                    break
-        except lp.wire.errors.LivingPortraitError as err:
-            error = f"{type(err).__name__}: {err.message}"
+        second = None
+
+        def restart_backend_after_the_first_frame():
+            nonlocal second
+            if second is None and driver.frames_written:
+                os.kill(first.pid, signal.SIGKILL)
+                first.wait()
+                second = serve()
+
+        error, messages = run_driver(driver, on_tick=restart_backend_after_the_first_frame)
         for process in (first, second):
             if process is not None and process.poll() is None:
                 process.terminate()
